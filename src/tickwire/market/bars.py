@@ -1,0 +1,197 @@
+"""K-line building: one builder per product and interval, driven by event time.
+
+A bar covers [start, end) aligned in the service time zone. Open is the first price in the
+interval, close the last, volume the sum of trade sizes. A quiet interval inside trading hours
+becomes a flat bar at the previous close with volume 0; outside trading hours there is no bar.
+Each interval is built from the updates themselves, never rolled up from a smaller one.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+import msgspec
+
+from tickwire.market.clock import DAY_MS, TimeZone
+from tickwire.market.hours import TradingHours
+from tickwire.models import WINDOW, num
+
+_FIXED_MS = {
+    "1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000, "1d": DAY_MS,
+}
+
+BarRow = tuple[int, float, float, float, float, float]
+"""A finished bar: (open_ms, open, high, low, close, volume)."""
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Interval:
+    """Alignment of one K-line interval in a time zone."""
+
+    def __init__(self, name: str, tz: TimeZone) -> None:
+        if name not in WINDOW:
+            raise ValueError(f"unknown interval {name!r}")
+        self.name = name
+        self._tz = tz
+        self._length = _FIXED_MS.get(name, 0)
+
+    def floor(self, ts_ms: int) -> int:
+        """Open time of the bar that contains `ts_ms`."""
+        if self._length:
+            return ts_ms - self._tz.local_ms(ts_ms) % self._length
+        return self._tz.month_start(ts_ms)
+
+    def following(self, start_ms: int) -> int:
+        """Open time of the bar after the one opening at `start_ms`."""
+        if self._length:
+            return start_ms + self._length
+        return self._tz.month_start(start_ms, 1)
+
+
+def encode_bar(row: BarRow, tz: TimeZone, decimals: int, volume_decimals: int) -> bytes:
+    """The protocol's K-line row: `[open_ms, o, h, l, c, "YYYY-MM-DD HH:MM:SS", volume]`."""
+    start, o, h, low, c, v = row
+    return _encode((
+        start, num(o, decimals), num(h, decimals), num(low, decimals), num(c, decimals),
+        tz.format(start), num(v, volume_decimals),
+    ))
+
+
+class BarBuilder:
+    """Accumulates one interval's bars for one product.
+
+    Finished bars are appended to `closed`; `forming()` is the bar still open. The builder
+    ignores events older than `since` (history back-fill starts each interval at its window).
+    """
+
+    __slots__ = (
+        "_c", "_end", "_h", "_has_data", "_hours", "_l", "_o", "_start", "_v", "_vdec",
+        "closed", "interval", "last_close", "since",
+    )
+
+    def __init__(
+        self, interval: Interval, hours: TradingHours, volume_decimals: int, since: int = 0
+    ) -> None:
+        self.interval = interval
+        self._hours = hours
+        self._vdec = volume_decimals
+        self.since = since
+        self.closed: list[BarRow] = []
+        self.last_close: float | None = None
+        self._start: int | None = None
+        self._end = 0
+        self._o = self._h = self._l = self._c = self._v = 0.0
+        self._has_data = False
+
+    def restore(self, row: BarRow) -> None:
+        """Resume from a stored bar (the newest one kept) as the bar being formed."""
+        self._start, self._o, self._h, self._l, self._c, self._v = row
+        self._end = self.interval.following(row[0])
+        self._has_data = True
+        self.last_close = row[4]
+
+    def update(self, ts_ms: int, price: float, volume: float) -> None:
+        if ts_ms < self.since:
+            return
+        if self._start is None or ts_ms >= self._end:
+            self._roll(ts_ms, force_open=True)
+        elif ts_ms < self._start:
+            return  # late event for a bar already closed: bars never reopen
+        if self._has_data:
+            if price > self._h:
+                self._h = price
+            elif price < self._l:
+                self._l = price
+            self._c = price
+            if volume:
+                self._v = round(self._v + volume, self._vdec)
+        else:
+            self._o = self._h = self._l = self._c = price
+            self._v = round(volume, self._vdec)
+            self._has_data = True
+
+    def advance(self, now_ms: int) -> None:
+        """Close every bar that has ended by `now_ms`, even if nothing arrived."""
+        if now_ms < self.since or self.last_close is None:
+            return
+        if self._start is None or now_ms >= self._end:
+            self._roll(now_ms, force_open=False)
+
+    def forming(self) -> BarRow | None:
+        if self._start is None:
+            return None
+        if self._has_data:
+            return (self._start, self._o, self._h, self._l, self._c, self._v)
+        flat = self.last_close if self.last_close is not None else 0.0
+        return (self._start, flat, flat, flat, flat, 0.0)
+
+    def _roll(self, ts_ms: int, force_open: bool) -> None:
+        target = self.interval.floor(ts_ms)
+        if self._start is not None:
+            bar = self.forming()
+            if bar is not None and (self._has_data or self.last_close is not None):
+                self.closed.append(bar)
+                self.last_close = bar[4]
+            for start in self._quiet_bars(self._end, target):
+                flat = self.last_close
+                assert flat is not None
+                self.closed.append((start, flat, flat, flat, flat, 0.0))
+        self._has_data = False
+        if force_open or self._hours.overlaps(target, self.interval.following(target)):
+            self._start = target
+            self._end = self.interval.following(target)
+        else:
+            self._start = None
+
+    def _quiet_bars(self, first: int, stop: int) -> Iterator[int]:
+        """Open times in [first, stop) of bars inside trading hours (they get flat bars)."""
+        if self.last_close is None:
+            return
+        interval = self.interval
+        start = first
+        while start < stop:
+            end = interval.following(start)
+            opens = self._hours.next_open(start)
+            if opens < end:
+                yield start
+                start = end
+            else:
+                start = max(end, interval.floor(opens))
+
+
+class BarSeries:
+    """A builder plus the newest finished bars kept in memory, encoded once for serving."""
+
+    def __init__(self, builder: BarBuilder, tz: TimeZone, decimals: int, volume_decimals: int):
+        self.builder = builder
+        self._tz = tz
+        self._decimals = decimals
+        self._vdec = volume_decimals
+        self.recent: deque[tuple[int, bytes]] = deque(maxlen=WINDOW[builder.interval.name])
+
+    def keep(self, row: BarRow) -> None:
+        self.recent.append((row[0], encode_bar(row, self._tz, self._decimals, self._vdec)))
+
+    def encode(self, row: BarRow) -> bytes:
+        return encode_bar(row, self._tz, self._decimals, self._vdec)
+
+    def newest(self, rows: int, end_ms: int | None = None) -> tuple[list[bytes], bool]:
+        """Up to `rows` encoded bars, newest first, with open time <= `end_ms`.
+
+        The flag is True when memory held enough to answer (no need to ask the store).
+        """
+        out: list[bytes] = []
+        forming = self.builder.forming()
+        if forming is not None and (end_ms is None or forming[0] <= end_ms):
+            out.append(self.encode(forming))
+        for start, blob in reversed(self.recent):
+            if len(out) >= rows:
+                break
+            if end_ms is None or start <= end_ms:
+                out.append(blob)
+        complete = len(out) >= rows or len(self.recent) < (self.recent.maxlen or 0)
+        if end_ms is not None and self.recent and self.recent[0][0] > end_ms:
+            complete = False
+        return out, complete

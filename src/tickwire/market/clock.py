@@ -1,0 +1,74 @@
+"""Service time zone arithmetic: offsets, local days and the protocol's time strings.
+
+Pure: every function takes the instant (Unix ms) it works on.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+_EPOCH_WEEKDAY_SHIFT_MS = 3 * DAY_MS  # 1970-01-01 was a Thursday; shift so Monday is 0
+
+
+class TimeZone:
+    """A zone with cached UTC offsets (offsets change at most hourly)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._zone = ZoneInfo(name)
+        self._offsets: dict[int, int] = {}
+        self._last_second = -1
+        self._last_text = ""
+
+    def offset_ms(self, ts_ms: int) -> int:
+        hour = ts_ms // 3_600_000
+        offset = self._offsets.get(hour)
+        if offset is None:
+            if len(self._offsets) > 100_000:
+                self._offsets.clear()
+            moment = datetime.fromtimestamp(hour * 3600, tz=timezone.utc)
+            delta = self._zone.utcoffset(moment)
+            offset = int(delta.total_seconds() * 1000) if delta else 0
+            self._offsets[hour] = offset
+        return offset
+
+    def local_ms(self, ts_ms: int) -> int:
+        """Milliseconds since the epoch as a wall clock in this zone would read them."""
+        return ts_ms + self.offset_ms(ts_ms)
+
+    def day(self, ts_ms: int) -> int:
+        """The local calendar day as a day number (days since 1970-01-01)."""
+        return self.local_ms(ts_ms) // DAY_MS
+
+    def week_ms(self, ts_ms: int) -> int:
+        """Milliseconds since local Monday 00:00."""
+        return (self.local_ms(ts_ms) + _EPOCH_WEEKDAY_SHIFT_MS) % WEEK_MS
+
+    def format(self, ts_ms: int) -> str:
+        """`YYYY-MM-DD HH:MM:SS` in this zone."""
+        second = ts_ms // 1000
+        if second != self._last_second:
+            local = second + self.offset_ms(ts_ms) // 1000
+            self._last_text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(local))
+            self._last_second = second
+        return self._last_text
+
+    def format_hms(self, ts_ms: int) -> str:
+        """`HH:MM:SS` in this zone."""
+        return self.format(ts_ms)[11:]
+
+    def month_start(self, ts_ms: int, months_ahead: int = 0) -> int:
+        """Unix ms of local 00:00 on the 1st of the month of `ts_ms`, shifted by `months_ahead`."""
+        local = time.gmtime(self.local_ms(ts_ms) // 1000)
+        index = local.tm_year * 12 + local.tm_mon - 1 + months_ahead
+        year, month = divmod(index, 12)
+        naive_ms = int(datetime(year, month + 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+        return naive_ms - self.offset_ms(naive_ms - self.offset_ms(naive_ms))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

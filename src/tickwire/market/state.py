@@ -1,0 +1,122 @@
+"""The whole market: each product's quote and its seven K-line series. Pure, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tickwire.catalogue import CatalogueError
+from tickwire.market.bars import BarBuilder, BarRow, BarSeries, Interval
+from tickwire.market.clock import TimeZone
+from tickwire.market.hours import HoursError, TradingHours
+from tickwire.market.quotes import DayStats, QuoteState
+from tickwire.models import INTERVALS, Product, Update
+
+StoredBar = tuple[str, str, BarRow]
+"""(code, interval, bar) as the store keeps it."""
+
+
+class ProductMarket:
+    """One product's quote, its K-line series and its newest encoded body."""
+
+    __slots__ = ("body", "hours", "product", "quote", "series", "_builders")
+
+    def __init__(self, product: Product, tz: TimeZone, intervals: dict[str, Interval]) -> None:
+        self.product = product
+        try:
+            self.hours = TradingHours(product.hours, tz)
+        except HoursError as exc:
+            raise CatalogueError(f"products[{product.code!r}].hours: {exc}") from None
+        self.quote = QuoteState(product, tz)
+        self.series = {
+            name: BarSeries(
+                BarBuilder(interval, self.hours, product.volume_precision),
+                tz, product.precision, product.volume_precision,
+            )
+            for name, interval in intervals.items()
+        }
+        self._builders = [s.builder for s in self.series.values()]
+        self.body: bytes | None = None
+
+
+class Market:
+    """Quote state and K-lines for every product of the catalogue."""
+
+    def __init__(self, products: Iterable[Product], tz: TimeZone) -> None:
+        self.tz = tz
+        intervals = {name: Interval(name, tz) for name in INTERVALS}
+        self.products = {p.code: ProductMarket(p, tz, intervals) for p in products}
+        self._closed: list[StoredBar] = []
+        self._touched: set[str] = set()
+
+    def apply(self, update: Update, encode: bool = True) -> bytes | None:
+        """Fold one update in; the product's new body (None for an unknown code or no encode)."""
+        pm = self.products.get(update.code)
+        if pm is None:
+            return None
+        price, volume = pm.quote.apply(update)
+        ts = update.ts
+        for builder in pm._builders:
+            builder.update(ts, price, volume)
+            if builder.closed:
+                self._collect(pm, builder)
+        self._touched.add(update.code)
+        if not encode:
+            return None
+        pm.body = pm.quote.encode()
+        return pm.body
+
+    def refresh_body(self, code: str) -> bytes | None:
+        pm = self.products[code]
+        pm.body = pm.quote.encode() if pm.quote.started else None
+        return pm.body
+
+    def advance(self, now_ms: int) -> None:
+        """Close bars that have ended by `now_ms` (event time), emitting flat bars as due."""
+        for code, pm in self.products.items():
+            for builder in pm._builders:
+                builder.advance(now_ms)
+                if builder.closed:
+                    self._collect(pm, builder)
+                    self._touched.add(code)
+
+    def set_since(self, code: str, since: dict[str, int]) -> None:
+        """Make each interval of `code` ignore events before its own start (history fill)."""
+        for name, start in since.items():
+            self.products[code].series[name].builder.since = start
+
+    def restore(self, code: str, interval: str, rows_oldest_first: list[BarRow]) -> None:
+        """Load stored bars: the newest resumes as the forming bar, the rest are kept."""
+        series = self.products[code].series[interval]
+        if not rows_oldest_first:
+            return
+        for row in rows_oldest_first[:-1]:
+            series.keep(row)
+        series.builder.restore(rows_oldest_first[-1])
+
+    def restore_stats(self, code: str, stats: DayStats) -> None:
+        self.products[code].quote.restore(stats)
+        self.refresh_body(code)
+
+    def take_changes(self) -> tuple[list[StoredBar], list[StoredBar], list[tuple[str, DayStats]]]:
+        """What changed since the last call: finished bars, forming bars, day statistics."""
+        closed, self._closed = self._closed, []
+        forming: list[StoredBar] = []
+        stats: list[tuple[str, DayStats]] = []
+        for code in self._touched:
+            pm = self.products[code]
+            for name, series in pm.series.items():
+                row = series.builder.forming()
+                if row is not None:
+                    forming.append((code, name, row))
+            if pm.quote.started:
+                stats.append((code, pm.quote.stats))
+        self._touched.clear()
+        return closed, forming, stats
+
+    def _collect(self, pm: ProductMarket, builder: BarBuilder) -> None:
+        series = pm.series[builder.interval.name]
+        code, name = pm.product.code, builder.interval.name
+        for row in builder.closed:
+            series.keep(row)
+            self._closed.append((code, name, row))
+        builder.closed.clear()
