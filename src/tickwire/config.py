@@ -34,7 +34,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     kline_order: Literal["newest_first", "oldest_first"] = "newest_first"
     catalogue: str = ""
     """Another catalogue file to use instead of the shipped one."""
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """auto: text on a terminal, JSON lines otherwise."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -48,10 +49,10 @@ class AccessConfig(msgspec.Struct, forbid_unknown_fields=True):
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Requests per second per client IP."""
 
-    quote_per_code: float = 3
-    kline_per_code: float = 5
-    category: float = 2
-    symbols: float = 2
+    quote_per_code: int = 3
+    kline_per_code: int = 5
+    category: int = 2
+    symbols: int = 2
 
 
 class WebSocketConfig(msgspec.Struct, forbid_unknown_fields=True):

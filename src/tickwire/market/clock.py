@@ -6,7 +6,7 @@ Pure: every function takes the instant (Unix ms) it works on.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 DAY_MS = 86_400_000
@@ -30,7 +30,7 @@ class TimeZone:
         if offset is None:
             if len(self._offsets) > 100_000:
                 self._offsets.clear()
-            moment = datetime.fromtimestamp(hour * 3600, tz=timezone.utc)
+            moment = datetime.fromtimestamp(hour * 3600, tz=UTC)
             delta = self._zone.utcoffset(moment)
             offset = int(delta.total_seconds() * 1000) if delta else 0
             self._offsets[hour] = offset
@@ -43,6 +43,12 @@ class TimeZone:
     def day(self, ts_ms: int) -> int:
         """The local calendar day as a day number (days since 1970-01-01)."""
         return self.local_ms(ts_ms) // DAY_MS
+
+    def day_span(self, ts_ms: int) -> tuple[int, int]:
+        """(start, end) in Unix ms of the local day containing `ts_ms`; start identifies it."""
+        offset = self.offset_ms(ts_ms)
+        start = ts_ms - (ts_ms + offset) % DAY_MS
+        return start, start + DAY_MS
 
     def week_ms(self, ts_ms: int) -> int:
         """Milliseconds since local Monday 00:00."""
@@ -66,7 +72,7 @@ class TimeZone:
         local = time.gmtime(self.local_ms(ts_ms) // 1000)
         index = local.tm_year * 12 + local.tm_mon - 1 + months_ahead
         year, month = divmod(index, 12)
-        naive_ms = int(datetime(year, month + 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+        naive_ms = int(datetime(year, month + 1, 1, tzinfo=UTC).timestamp() * 1000)
         return naive_ms - self.offset_ms(naive_ms - self.offset_ms(naive_ms))
 
 

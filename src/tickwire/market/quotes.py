@@ -75,7 +75,8 @@ class QuoteState:
         self.stats = DayStats()
         self._bids: list[tuple[float, float]] = []
         self._asks: list[tuple[float, float]] = []
-        self._trades: deque[dict[str, str | float | int]] = deque(maxlen=RECENT_TRADES)
+        self._trades: deque[tuple[int, float, float, int]] = deque(maxlen=RECENT_TRADES)
+        self._day_span = (0, 0)  # [start, end) of stats.day in Unix ms, to skip zone math
 
     @property
     def started(self) -> bool:
@@ -96,7 +97,10 @@ class QuoteState:
         """Fold an update in; returns (price, traded volume) for the K-line builders."""
         stats = self.stats
         price = round(update.price, self._dec)
-        day = self._tz.day(update.ts)
+        ts = update.ts
+        if not self._day_span[0] <= ts < self._day_span[1]:
+            self._day_span = self._tz.day_span(ts)
+        day = self._day_span[0]
         if day != stats.day:
             if stats.day < 0:
                 stats.last_close = price
@@ -117,15 +121,11 @@ class QuoteState:
             self._asks = update.asks
         traded = 0.0
         if update.trades:
-            hms = self._tz.format_hms(update.ts)
             for trade_price, size, side in update.trades:
                 traded += size
                 stats.amount += trade_price * size
                 stats.last_size = size
-                self._trades.appendleft({
-                    "time": hms, "price": num(trade_price, self._dec),
-                    "size": num(size, self._vdec), "direction": side,
-                })
+                self._trades.appendleft((ts, trade_price, size, side))
             stats.volume = round(stats.volume + traded, self._vdec)
         return price, traded
 
@@ -161,12 +161,20 @@ class QuoteState:
             SV1=num(sv1, vdec),
             TotalVol=num(stats.volume, vdec),
             Depth=depth,
-            BS=list(self._trades) if self.product.trades else _EMPTY,
+            BS=self._recent_trades() if self.product.trades else _EMPTY,
             Info=self._info() or _EMPTY,
             lastSize=num(stats.last_size, vdec),
             Diff=num(diff, dec),
             DiffRate=num(rate, 2),
         ))
+
+    def _recent_trades(self) -> list[dict[str, str | float | int]]:
+        tz, dec, vdec = self._tz, self._dec, self._vdec
+        return [
+            {"time": tz.format_hms(ts), "price": num(price, dec), "size": num(size, vdec),
+             "direction": side}
+            for ts, price, size, side in self._trades
+        ]
 
     def _info(self) -> dict[str, float | int]:
         info: dict[str, float | int] = {}

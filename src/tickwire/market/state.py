@@ -18,7 +18,7 @@ StoredBar = tuple[str, str, BarRow]
 class ProductMarket:
     """One product's quote, its K-line series and its newest encoded body."""
 
-    __slots__ = ("body", "hours", "product", "quote", "series", "_builders")
+    __slots__ = ("_builders", "body", "hours", "product", "quote", "series")
 
     def __init__(self, product: Product, tz: TimeZone, intervals: dict[str, Interval]) -> None:
         self.product = product

@@ -1,0 +1,1 @@
+"""Feeds turn a source into normalized updates: the simulator, and more to come."""

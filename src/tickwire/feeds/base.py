@@ -1,0 +1,47 @@
+"""What a feed is: a source of normalized updates, and the sink it hands them to."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tickwire.models import Update
+
+
+class Sink(Protocol):
+    """Where a feed's updates go (the server's pipeline)."""
+
+    def publish(self, updates: list[Update]) -> None:
+        """Live updates, in event-time order per product."""
+        ...
+
+    def advance(self, now_ms: int) -> None:
+        """The feed's clock: bars that ended by `now_ms` are closed."""
+        ...
+
+    def backfill(self, updates: list[Update]) -> None:
+        """Historic updates: folded into quotes and bars, not pushed to clients."""
+        ...
+
+    def needs_history(self) -> bool:
+        """True when the store is empty and a feed that can should fill history."""
+        ...
+
+    def set_since(self, code: str, since: dict[str, int]) -> None:
+        """Where each K-line interval of `code` starts during a back-fill."""
+        ...
+
+    def resume_price(self, code: str) -> float | None:
+        """The last known price of `code`, to continue from after a restart."""
+        ...
+
+
+class Feed(Protocol):
+    name: str
+
+    async def run(self, sink: Sink) -> None:
+        """Produce updates until cancelled."""
+        ...
+
+    def status(self) -> dict[str, object]:
+        """A small JSON-able summary for /healthz."""
+        ...

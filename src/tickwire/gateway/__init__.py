@@ -1,0 +1,1 @@
+"""The server: HTTP paths, the WebSocket, guards and fan-out."""

@@ -1,0 +1,69 @@
+"""The path of an update through one server: feed -> market -> bus (and store)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tickwire.engine.base import Bus
+from tickwire.engine.sqlite import SqliteStore
+from tickwire.market import Market
+from tickwire.models import Update
+
+
+class Pipeline:
+    """The feeds' sink: folds updates into the market, publishes bodies, persists changes."""
+
+    def __init__(self, market: Market, bus: Bus, store: SqliteStore) -> None:
+        self.market = market
+        self.bus = bus
+        self.store = store
+        self.updates_in = 0
+        self.unknown = 0
+        self._empty_store = store.is_empty()
+
+    def publish(self, updates: list[Update]) -> None:
+        apply = self.market.apply
+        batch = []
+        for update in updates:
+            body = apply(update)
+            if body is None:
+                self.unknown += 1
+            else:
+                batch.append((update.code, body))
+        self.updates_in += len(updates)
+        self.bus.publish(batch)
+
+    def backfill(self, updates: list[Update]) -> None:
+        if not updates:
+            return
+        apply = self.market.apply
+        for update in updates[:-1]:
+            apply(update, encode=False)
+        last = updates[-1]
+        body = apply(last)
+        if body is not None:
+            self.bus.publish([(last.code, body)])
+
+    def advance(self, now_ms: int) -> None:
+        self.market.advance(now_ms)
+
+    def needs_history(self) -> bool:
+        return self._empty_store
+
+    def set_since(self, code: str, since: dict[str, int]) -> None:
+        self.market.set_since(code, since)
+
+    def resume_price(self, code: str) -> float | None:
+        pm = self.market.products.get(code)
+        return pm.quote.stats.price if pm is not None and pm.quote.started else None
+
+    def persist(self) -> None:
+        """Hand what changed to the store's writer."""
+        closed, forming, stats = self.market.take_changes()
+        if closed or forming or stats:
+            self.store.put(closed, forming, stats)
+
+    async def persist_forever(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.persist()

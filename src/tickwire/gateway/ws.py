@@ -1,0 +1,293 @@
+"""The WebSocket `/ws`: subscriptions and fan-out.
+
+Each update is encoded and framed once; the same bytes go to every subscriber, and a
+connection's frames from one batch leave in one write. What waits for a connection is
+bounded: while its socket buffer is over `max_pending_bytes` only the newest snapshot per
+product is kept (conflation), and a connection that stays over the bound for `slow_timeout`
+is closed with 1008. Liveness: a connection silent for `ping_interval` gets a protocol ping;
+one silent for `idle_timeout` is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from tickwire.config import WebSocketConfig
+from tickwire.wire import pong, push_message, text_frame, ws_error
+
+log = logging.getLogger("tickwire.ws")
+
+_decode = msgspec.json.decode
+MAX_UNKNOWN_REPORTED = 10
+"""Unknown codes in one request reported one by one; the rest are summed up in one message."""
+
+
+@dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport
+    ip: str
+    last_seen: float
+    codes: set[str] = field(default_factory=set)
+    out: list[bytes] = field(default_factory=list)
+    backlog: dict[str, bytes] | None = None
+    """While the socket is over its bound: the newest frame per product, else None."""
+    slow_since: float = 0.0
+    pinged: bool = False
+    closing: bool = False
+
+
+@dataclass
+class HubStats:
+    deliveries: int = 0
+    conflated: int = 0
+    slow_closed: int = 0
+    idle_closed: int = 0
+
+
+class Hub:
+    """Who is subscribed to what, and delivery of encoded updates to them."""
+
+    def __init__(self, settings: WebSocketConfig, latest: Callable[[str], bytes | None],
+                 known: Callable[[str], bool]) -> None:
+        self.settings = settings
+        self._latest = latest
+        self._known = known
+        self.subscribers: dict[str, set[Connection]] = {}
+        self.connections: set[Connection] = set()
+        self.stats = HubStats()
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def subscription_count(self) -> int:
+        return sum(len(c.codes) for c in self.connections)
+
+    # delivery ------------------------------------------------------------------------------
+
+    def on_batch(self, batch: list[tuple[str, bytes]]) -> None:
+        """Bus handler: frame each update once and queue it for every subscriber."""
+        dirty: list[Connection] = []
+        subscribers = self.subscribers
+        delivered = 0
+        for code, body in batch:
+            subs = subscribers.get(code)
+            if not subs:
+                continue
+            frame = text_frame(push_message(body))
+            delivered += len(subs)
+            for conn in subs:
+                if conn.backlog is not None:
+                    conn.backlog[code] = frame
+                    self.stats.conflated += 1
+                else:
+                    if not conn.out:
+                        dirty.append(conn)
+                    conn.out.append(frame)
+        self.stats.deliveries += delivered
+        for conn in dirty:
+            self._flush(conn)
+
+    def _flush(self, conn: Connection) -> None:
+        frames, conn.out = conn.out, []
+        if conn.closing or self._transport_gone(conn):
+            return
+        if conn.transport.get_write_buffer_size() > self.settings.max_pending_bytes:
+            # Over the bound: from now on keep only the newest frame per product.
+            conn.backlog = {}
+            conn.slow_since = time.monotonic()
+            return
+        conn.transport.write(b"".join(frames) if len(frames) > 1 else frames[0])
+
+    def send(self, conn: Connection, payload: bytes) -> None:
+        """A control message (pong, error) to one connection, ahead of any backlog."""
+        if not conn.closing and not self._transport_gone(conn):
+            conn.transport.write(text_frame(payload))
+
+    @staticmethod
+    def _transport_gone(conn: Connection) -> bool:
+        return conn.transport is None or conn.transport.is_closing()
+
+    # subscriptions -------------------------------------------------------------------------
+
+    def subscribe(self, conn: Connection, codes: list[str]) -> None:
+        unknown = [c for c in codes if not self._known(c)]
+        fresh = [c for c in codes if c not in conn.codes and self._known(c)]
+        limit = self.settings.max_codes
+        if len(conn.codes) + len(fresh) > limit:
+            self.send(conn, ws_error(
+                400, f"too many codes: {len(conn.codes) + len(fresh)} (at most {limit} "
+                     "per connection); nothing subscribed"))
+            return
+        for code in unknown[:MAX_UNKNOWN_REPORTED]:
+            self.send(conn, ws_error(404, f"unknown code: {code[:64]}"))
+        if len(unknown) > MAX_UNKNOWN_REPORTED:
+            self.send(conn, ws_error(
+                404, f"and {len(unknown) - MAX_UNKNOWN_REPORTED} more unknown codes"))
+        for code in fresh:
+            conn.codes.add(code)
+            self.subscribers.setdefault(code, set()).add(conn)
+            body = self._latest(code)
+            if body is not None:
+                conn.out.append(text_frame(push_message(body)))
+        if conn.out:
+            self._flush(conn)
+
+    def unsubscribe(self, conn: Connection, codes: list[str]) -> None:
+        for code in codes:
+            if code in conn.codes:
+                conn.codes.discard(code)
+                self._drop_subscriber(code, conn)
+                if conn.backlog:
+                    conn.backlog.pop(code, None)
+
+    def _drop_subscriber(self, code: str, conn: Connection) -> None:
+        subs = self.subscribers.get(code)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del self.subscribers[code]
+
+    def add(self, conn: Connection) -> None:
+        self.connections.add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        conn.closing = True
+        self.connections.discard(conn)
+        for code in conn.codes:
+            self._drop_subscriber(code, conn)
+        conn.codes.clear()
+        conn.backlog = None
+        conn.out = []
+
+    # housekeeping --------------------------------------------------------------------------
+
+    async def sweep_forever(self, every: float = 0.1) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Drain backlogs that fit again, close slow and silent connections, ping quiet ones."""
+        settings = self.settings
+        for conn in list(self.connections):
+            if conn.closing:
+                continue
+            if conn.backlog is not None:
+                if self._transport_gone(conn):
+                    continue
+                if conn.transport.get_write_buffer_size() <= settings.max_pending_bytes // 2:
+                    frames, conn.backlog = list(conn.backlog.values()), None
+                    if frames:
+                        conn.transport.write(b"".join(frames))
+                elif now - conn.slow_since > settings.slow_timeout:
+                    self.stats.slow_closed += 1
+                    self._close(conn, WSCloseCode.POLICY_VIOLATION,
+                                f"slow reader: more than {settings.max_pending_bytes} bytes "
+                                f"pending for {settings.slow_timeout:g} s")
+                    continue
+            silent = now - conn.last_seen
+            if silent > settings.idle_timeout:
+                self.stats.idle_closed += 1
+                self._close(conn, WSCloseCode.GOING_AWAY,
+                            f"idle: nothing received for {settings.idle_timeout:g} s")
+            elif silent > settings.ping_interval and not conn.pinged:
+                conn.pinged = True
+                self._spawn(self._ping(conn))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _ping(self, conn: Connection) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await conn.ws.ping()
+
+    def _close(self, conn: Connection, code: int, reason: str) -> None:
+        log.info("closing websocket", extra={"ip": conn.ip, "code": code, "reason": reason})
+        self.remove(conn)
+        self._spawn(_close_or_abort(conn, code, reason))
+
+    async def close_all(self, reason: str = "server shutting down") -> None:
+        conns = list(self.connections)
+        for conn in conns:
+            self.remove(conn)
+        await asyncio.gather(
+            *(_close_or_abort(c, WSCloseCode.GOING_AWAY, reason) for c in conns),
+            return_exceptions=True,
+        )
+
+
+async def _close_or_abort(conn: Connection, code: int, reason: str) -> None:
+    """Send a close frame; a peer that does not read gets its socket cut after 2 s."""
+    try:
+        await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), 2.0)
+    except (TimeoutError, ConnectionError, RuntimeError):
+        pass
+    finally:
+        if conn.transport is not None and not conn.transport.is_closing():
+            conn.transport.abort()
+
+
+def parse_codes(value: Any) -> list[str] | None:
+    """`"a, b,a"` -> `["a", "b"]` (blanks ignored, duplicates once); None if not a string."""
+    if not isinstance(value, str):
+        return None
+    seen: dict[str, None] = {}
+    for part in value.split(","):
+        code = part.strip()
+        if code:
+            seen[code] = None
+    return list(seen)
+
+
+async def handle_messages(hub: Hub, conn: Connection) -> None:
+    """Read a connection's messages until it closes."""
+    ws = conn.ws
+    async for msg in ws:
+        conn.last_seen = time.monotonic()
+        conn.pinged = False
+        if msg.type == WSMsgType.TEXT:
+            _handle_text(hub, conn, msg.data)
+        elif msg.type == WSMsgType.BINARY:
+            hub.send(conn, ws_error(400, "binary frames are not supported; send JSON text"))
+        elif msg.type == WSMsgType.PING:
+            await ws.pong(msg.data)
+        elif msg.type == WSMsgType.ERROR:
+            break
+
+
+def _handle_text(hub: Hub, conn: Connection, text: str) -> None:
+    try:
+        message = _decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        hub.send(conn, ws_error(400, "malformed JSON"))
+        return
+    if not isinstance(message, dict):
+        hub.send(conn, ws_error(400, "a message must be a JSON object"))
+        return
+    if "ping" in message:
+        hub.send(conn, pong(message["ping"]))
+    elif "Key" in message:
+        codes = parse_codes(message["Key"])
+        if codes is None:
+            hub.send(conn, ws_error(400, "Key must be a string of comma-separated codes"))
+        else:
+            hub.subscribe(conn, codes)
+    elif "UnKey" in message:
+        codes = parse_codes(message["UnKey"])
+        if codes is None:
+            hub.send(conn, ws_error(400, "UnKey must be a string of comma-separated codes"))
+        else:
+            hub.unsubscribe(conn, codes)
+    else:
+        hub.send(conn, ws_error(400, "unknown message: expected ping, Key or UnKey"))

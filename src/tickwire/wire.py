@@ -1,0 +1,48 @@
+"""Encoding of the protocol's envelopes and messages. No I/O."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgspec
+
+_encoder = msgspec.json.Encoder()
+encode = _encoder.encode
+
+
+def envelope(data_json: bytes) -> bytes:
+    """`{"code":200,"msg":"success","data":...}` around already-encoded data."""
+    return b'{"code":200,"msg":"success","data":' + data_json + b"}"
+
+
+def error_body(code: int, msg: str) -> bytes:
+    """The protocol's error object: `{"code":CODE,"msg":"...","data":null}`."""
+    return encode({"code": code, "msg": msg, "data": None})
+
+
+def ws_error(code: int, msg: str) -> bytes:
+    """A WebSocket error message: `{"code":CODE,"msg":"..."}`."""
+    return encode({"code": code, "msg": msg})
+
+
+def push_message(body: bytes) -> bytes:
+    """The WebSocket push: `{"body":{...}}`."""
+    return b'{"body":' + body + b"}"
+
+
+def pong(value: Any) -> bytes:
+    """The heartbeat answer, echoing the ping's value with its JSON type."""
+    return encode({"pong": value})
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked WebSocket text frame (server to client), built once, sent to many."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65_536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload

@@ -1,0 +1,95 @@
+"""Starting a real tickwire server process on a free port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+SMALL_CATALOGUE = Path(__file__).with_name("small_catalogue.toml")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    port: int
+    data_dir: Path
+    config_path: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def write_config(path: Path, port: int, data_dir: Path, extra: str = "") -> None:
+    path.write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n'
+        f'log_format = "json"\n{extra}\n',
+        encoding="utf-8",
+    )
+
+
+def start_server(
+    workdir: Path,
+    extra_config: str = "",
+    data_dir: Path | None = None,
+    port: int | None = None,
+    ready_timeout: float = 90,
+) -> Server:
+    """Start `tickwire serve` with a config of `extra_config` and wait for a ready /healthz."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    data_dir = data_dir or workdir / "data"
+    config = workdir / f"tickwire-{port}.toml"
+    write_config(config, port, data_dir, extra_config)
+    log_path = workdir / f"server-{port}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("TICKWIRE_")}
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tickwire", "serve", "--config", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+    server = Server(port, data_dir, config, proc, log_path)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    server.kill()
+    raise RuntimeError(f"server not ready after {ready_timeout} s:\n{server.log()}")
