@@ -71,5 +71,4 @@ class Bar(msgspec.Struct, frozen=True, array_like=True):
 def num(value: float, decimals: int) -> float | int:
     """Round to `decimals` places; an integral result is an int, as the vendor writes it."""
     rounded = round(value, decimals)
-    whole = int(rounded)
-    return whole if whole == rounded else rounded
+    return rounded if rounded % 1 else int(rounded)

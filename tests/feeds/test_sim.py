@@ -33,8 +33,9 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: 
                * 1000)
 
 
-def sim_for(product: Product, seed: int = 1, start_price: float | None = None) -> ProductSim:
-    return ProductSim(product, TradingHours(product.hours, TZ), TZ, seed, start_price)
+def sim_for(product: Product, seed: int = 1,
+            resume: tuple[float, float] | None = None) -> ProductSim:
+    return ProductSim(product, TradingHours(product.hours, TZ), TZ, seed, resume)
 
 
 def event_times(hours: TradingHours, start: int, count: int, mean_gap_ms: int,
@@ -199,11 +200,6 @@ def test_limit_band_binds_under_stress() -> None:
     assert _limit_breaches(stressed, 7, 30) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the simulator clamps its walk to 98% of the limit band around its own unrounded "
-    "close, then publishes the bid or ask (up to 2 ticks beyond it) while the quote's band "
-    "is around the last published price: coarse-tick products print outside it, e.g. seed 3 "
-    "nf_FG0 848 > LimitUp 847 and nf_SA0 740 < LimitDown 741"))
 def test_limit_band_holds_for_every_limited_product_under_stress() -> None:
     breaches = {}
     for product in LIMITED:
@@ -218,12 +214,6 @@ def test_limit_band_holds_for_every_limited_product_under_stress() -> None:
 
 WEEKDAY_NOW = at(2024, 3, 6, 14, 23, 17)  # a Wednesday afternoon: every product trading
 SATURDAY_NOW = at(2024, 3, 9, 12, 0, 0)  # Saturday noon: forex and futures closed
-
-HISTORY_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: history_updates() appends a last 'full book' update at now-1 even when now is "
-    "outside trading hours, so a product that is closed gets a bar (and a quote time) "
-    "outside its hours, e.g. a Saturday 11:59 1m bar and a Saturday 1d bar for forex"))
-
 
 def _history_market(code: str, now: int, seed: int = 1) -> tuple[Market, TradingHours,
                                                                  list[Update]]:
@@ -251,8 +241,8 @@ def _bars(market: Market, code: str, interval: str) -> list[list[Any]]:
     ("fx_seurusd", WEEKDAY_NOW),
     ("nf_AU0", WEEKDAY_NOW),
     ("btcusdt", SATURDAY_NOW),
-    pytest.param("fx_seurusd", SATURDAY_NOW, marks=HISTORY_BUG),
-    pytest.param("nf_AU0", SATURDAY_NOW, marks=HISTORY_BUG),
+    pytest.param("fx_seurusd", SATURDAY_NOW),
+    pytest.param("nf_AU0", SATURDAY_NOW),
 ])
 def test_history_fills_full_windows_inside_trading_hours(code: str, now: int) -> None:
     market, hours, updates = _history_market(code, now)

@@ -221,10 +221,6 @@ def test_closing_outside_hours_leaves_no_forming_bar() -> None:
     assert len(b.closed) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: once advance() has left the builder idle outside trading hours (_start is None), "
-    "a later advance()/update() past the next open skips the flat bars between the open and "
-    "then; bars depend on how often advance() is called (house rule 2: time is data)"))
 def test_advancing_in_small_steps_builds_the_same_bars_as_one_jump() -> None:
     jump = builder("1m", MORNING)
     steps = builder("1m", MORNING)
@@ -271,9 +267,6 @@ def test_advance_closes_a_bar_on_time_without_a_new_update() -> None:
     assert b.forming() == (M0 + 4 * MINUTE, 11.0, 11.0, 11.0, 11.0, 0.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: advance() returns early while last_close is None, so the very first bar of a "
-    "builder never closes on time; it stays 'forming' until another update arrives"))
 def test_advance_closes_the_very_first_bar_on_time() -> None:
     b = builder()
     b.update(M0 + 10 * SECOND, 10.0, 1.0)

@@ -30,8 +30,9 @@ class Sink(Protocol):
         """Where each K-line interval of `code` starts during a back-fill."""
         ...
 
-    def resume_price(self, code: str) -> float | None:
-        """The last known price of `code`, to continue from after a restart."""
+    def resume(self, code: str) -> tuple[float, float] | None:
+        """The last known (price, previous close) of `code`, to continue from after a
+        restart; None when there is none."""
         ...
 
 

@@ -36,77 +36,110 @@ HISTORY_SPACING_MS = {
 
 
 class ProductSim:
-    """One product's simulated market."""
+    """One product's simulated market.
+
+    The book is kept between updates: each update re-anchors it at the new touch and redraws
+    a couple of level sizes, as a real book mostly changes near the top.
+    """
 
     def __init__(self, product: Product, hours: TradingHours, tz: TimeZone, seed: int,
-                 start_price: float | None = None) -> None:
+                 resume: tuple[float, float] | None = None) -> None:
         self.product = product
         self.hours = hours
         self._tz = tz
         self._rng = random.Random(f"{seed}:{product.code}")
         self._tick = 10.0 ** -product.precision
+        self._unit = 10.0 ** -product.volume_precision
         self._anchor = math.log(product.price)
-        self._log_price = math.log(start_price or product.price)
+        self._log_price = math.log(resume[0] if resume else product.price)
         self._last_ts: int | None = None
         self._day_span = (0, 0)
-        self._day_close = start_price or product.price
-        self._last_trade_ticks = 0
+        # the previous day's last published price, as the quote's LastClose (None: unknown)
+        self._day_close: float | None = resume[1] if resume else None
+        self._last_price: float | None = resume[0] if resume else None
+        self._prices: dict[int, float] = {}
+        levels = max(product.depth, 1)
+        self._gaps = ([self._rng.randint(1, 3) for _ in range(levels)],
+                      [self._rng.randint(1, 3) for _ in range(levels)])
+        self._sizes = ([self._size() for _ in range(levels)],
+                       [self._size() for _ in range(levels)])
         self.next_ts = 0
+
+    def _size(self) -> float:
+        lot = self.product.lot or 1.0
+        return round(lot * self._rng.lognormvariate(0.5, 0.9), self.product.volume_precision) \
+            or self._unit
+
+    def _price(self, ticks: int) -> float:
+        price = self._prices.get(ticks)
+        if price is None:
+            if len(self._prices) > 4096:
+                self._prices.clear()
+            price = self._prices[ticks] = round(ticks * self._tick, self.product.precision)
+        return price
 
     def _walk(self, ts: int) -> float:
         dt_days = 0.0 if self._last_ts is None else max(ts - self._last_ts, 0) / DAY_MS
         self._last_ts = ts
-        vol = self.product.volatility
         x = self._log_price
-        x += vol * math.sqrt(dt_days) * self._rng.gauss(0.0, 1.0)
+        x += self.product.volatility * math.sqrt(dt_days) * self._rng.gauss(0.0, 1.0)
         x -= REVERSION_PER_DAY * dt_days * (x - self._anchor)
-        price = math.exp(x)
-        if self.product.limit_pct:
-            price = self._within_limit(ts, price)
-            x = math.log(price)
         self._log_price = x
-        return price
+        return math.exp(x)
 
-    def _within_limit(self, ts: int, price: float) -> float:
-        """Keep a limited product inside today's band around the previous close."""
+    def _band(self, ts: int) -> tuple[int, int] | None:
+        """Today's limit band in ticks, computed as the quote computes LimitDown/LimitUp."""
         if not self._day_span[0] <= ts < self._day_span[1]:
-            if self._day_span[1]:
-                self._day_close = math.exp(self._log_price)
+            if self._day_span[1] and self._last_price is not None:
+                self._day_close = self._last_price
             self._day_span = self._tz.day_span(ts)
-        bound = self.product.limit_pct * 0.98
-        return min(max(price, self._day_close * (1 - bound)), self._day_close * (1 + bound))
+        pct, close, dec = self.product.limit_pct, self._day_close, self.product.precision
+        if not pct or close is None:
+            return None
+        low = round(round(close * (1 - pct), dec) / self._tick)
+        high = round(round(close * (1 + pct), dec) / self._tick)
+        return (low, high) if high - low >= 4 else None
 
-    def _levels(self, touch: int, sign: int, count: int) -> list[tuple[float, float]]:
-        rng, dec, vdec, lot = self._rng, self.product.precision, self.product.volume_precision, \
-            self.product.lot or 1.0
-        levels = []
-        ticks = touch
-        for _ in range(count):
-            size = round(lot * rng.lognormvariate(0.5, 0.9), vdec) or 10.0 ** -vdec
-            levels.append((round(ticks * self._tick, dec), size))
-            ticks += sign * rng.randint(1, 3)
-        return levels
+    def _book(self, bid: int, ask: int) -> tuple[list[tuple[float, float]],
+                                                 list[tuple[float, float]]]:
+        rng = self._rng
+        for side in (0, 1):
+            self._sizes[side][rng.randrange(len(self._sizes[side]))] = self._size()
+            if rng.random() < 0.2:
+                self._gaps[side][rng.randrange(len(self._gaps[side]))] = rng.randint(1, 3)
+        sides = []
+        for side, touch, sign in ((0, bid, -1), (1, ask, 1)):
+            ticks, levels = touch, []
+            for gap, size in zip(self._gaps[side], self._sizes[side], strict=True):
+                levels.append((self._price(ticks), size))
+                ticks += sign * gap
+            sides.append(levels)
+        return sides[0], sides[1]
 
     def step(self, ts: int, size_scale: float = 1.0, book: bool = True) -> Update:
         """The next update at event time `ts`."""
         product, rng = self.product, self._rng
-        ticks = max(round(self._walk(ts) / self._tick), 2)
+        band = self._band(ts) if product.limit_pct else None
+        bid = max(round(self._walk(ts) / self._tick), 2)
         spread = 1 if rng.random() < 0.7 else 2
-        bid, ask = ticks, ticks + spread
-        levels = max(product.depth, 1)
-        bids = self._levels(bid, -1, levels) if book else None
-        asks = self._levels(ask, +1, levels) if book else None
-        dec = product.precision
-        trades: list[tuple[float, float, int]] = []
+        if band is not None and not band[0] <= bid <= band[1] - spread:
+            bid = min(max(bid, band[0]), band[1] - spread)
+            self._log_price = math.log(bid * self._tick)
+        ask = bid + spread
+        bids, asks = self._book(bid, ask) if book else (None, None)
         price_ticks = bid
+        trades: list[tuple[float, float, int]] = []
         if product.trades:
             side = BUY if rng.random() < 0.5 else SELL
             price_ticks = ask if side == BUY else bid
-            unit = 10.0 ** -product.volume_precision
             size = round(product.lot * size_scale * rng.lognormvariate(0.0, 0.8),
-                         product.volume_precision) or unit
-            trades.append((round(price_ticks * self._tick, dec), size, side))
-        return Update(product.code, ts, round(price_ticks * self._tick, dec), bids, asks, trades)
+                         product.volume_precision) or self._unit
+            trades.append((self._price(price_ticks), size, side))
+        price = self._price(price_ticks)
+        if self._day_close is None:
+            self._day_close = price  # the first day: the quote takes its first price as well
+        self._last_price = price
+        return Update(product.code, ts, price, bids, asks, trades)
 
 
 def window_starts(hours: TradingHours, tz: TimeZone, now: int) -> dict[str, int]:
@@ -143,8 +176,9 @@ def history_updates(sim: ProductSim, tz: TimeZone, now: int, rate: float,
         # land exactly on each window's start, so its first bar is not skipped
         ts = min([b for b in boundaries if ts < b < step_to] or [step_to])
     if updates:
-        last = updates[-1]
-        updates.append(sim.step(max(last.ts, now - 1)))  # a full book for the live quote
+        # one more with a full book for the live quote, inside trading hours
+        last_ts = now - 1 if sim.hours.is_open(now - 1) else updates[-1].ts
+        updates.append(sim.step(last_ts))
     return updates
 
 
@@ -165,19 +199,20 @@ class SimFeed:
         self._tick = tick_seconds
         self.sims: list[ProductSim] = []
         self.updates = 0
+        self.behind = 0
         self.state = "starting"
         self.progress = (0, len(self._products))
 
     def status(self) -> dict[str, object]:
         done, total = self.progress
         return {"kind": self.name, "state": self.state, "rate": self.rate,
-                "products": total, "updates": self.updates,
+                "products": total, "updates": self.updates, "behind": self.behind,
                 **({"history": f"{done}/{total}"} if self.state == "history" else {})}
 
     async def run(self, sink: Sink) -> None:
         now = now_ms()
         self.sims = [
-            ProductSim(p, self._hours(p.code), self._tz, self._seed, sink.resume_price(p.code))
+            ProductSim(p, self._hours(p.code), self._tz, self._seed, sink.resume(p.code))
             for p in self._products
         ]
         if self._history and sink.needs_history():
@@ -203,17 +238,26 @@ class SimFeed:
 
     async def _live(self, sink: Sink) -> None:
         mean_gap_ms = 1000.0 / self.rate
+        # Bound the work of one tick: a product that falls further behind skips ahead
+        # instead of piling up a burst (what is skipped is counted in `behind`).
+        most_per_tick = max(4, math.ceil(self.rate * self._tick * 4))
         start = now_ms()
         for sim in self.sims:
             sim.next_ts = start + int(sim._rng.expovariate(1.0) * mean_gap_ms)
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         while True:
-            await asyncio.sleep(self._tick)
+            next_tick = max(next_tick + self._tick, loop.time())
+            await asyncio.sleep(next_tick - loop.time())
             now = now_ms()
             batch: list[Update] = []
             for sim in self.sims:
-                if now - sim.next_ts > 5_000:
-                    sim.next_ts = now  # after a stall, resume rather than replay a burst
+                made = 0
                 while sim.next_ts <= now:
+                    if made == most_per_tick:
+                        self.behind += 1
+                        sim.next_ts = now + 1
+                        break
                     ts = sim.next_ts
                     if not sim.hours.is_open(ts):
                         ts = sim.hours.next_open(ts)
@@ -221,6 +265,7 @@ class SimFeed:
                         if ts > now:
                             break
                     batch.append(sim.step(ts))
+                    made += 1
                     sim.next_ts = ts + 1 + int(sim._rng.expovariate(1.0) * mean_gap_ms)
             self.updates += len(batch)
             if batch:

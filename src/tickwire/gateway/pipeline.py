@@ -53,9 +53,11 @@ class Pipeline:
     def set_since(self, code: str, since: dict[str, int]) -> None:
         self.market.set_since(code, since)
 
-    def resume_price(self, code: str) -> float | None:
+    def resume(self, code: str) -> tuple[float, float] | None:
         pm = self.market.products.get(code)
-        return pm.quote.stats.price if pm is not None and pm.quote.started else None
+        if pm is None or not pm.quote.started:
+            return None
+        return pm.quote.stats.price, pm.quote.stats.last_close
 
     def persist(self) -> None:
         """Hand what changed to the store's writer."""

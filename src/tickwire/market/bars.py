@@ -95,8 +95,12 @@ class BarBuilder:
     def update(self, ts_ms: int, price: float, volume: float) -> None:
         if ts_ms < self.since:
             return
-        if self._start is None or ts_ms >= self._end:
+        if ts_ms >= self._end:
             self._roll(ts_ms, force_open=True)
+        elif self._start is None:
+            if self.interval.floor(ts_ms) != self.interval.floor(self._end - 1):
+                return  # late event for a bar already accounted for
+            self._roll(ts_ms, force_open=True)  # data inside an idle (closed-hours) bar
         elif ts_ms < self._start:
             return  # late event for a bar already closed: bars never reopen
         if self._has_data:
@@ -114,9 +118,9 @@ class BarBuilder:
 
     def advance(self, now_ms: int) -> None:
         """Close every bar that has ended by `now_ms`, even if nothing arrived."""
-        if now_ms < self.since or self.last_close is None:
-            return
-        if self._start is None or now_ms >= self._end:
+        if now_ms < self.since or (self._start is None and self.last_close is None):
+            return  # nothing seen yet: no bar to close, no price for flat ones
+        if now_ms >= self._end:
             self._roll(now_ms, force_open=False)
 
     def forming(self) -> BarRow | None:
@@ -128,22 +132,25 @@ class BarBuilder:
         return (self._start, flat, flat, flat, flat, 0.0)
 
     def _roll(self, ts_ms: int, force_open: bool) -> None:
+        """Close the current bar, add flat bars for quiet ones in trading hours up to the bar
+        containing `ts_ms`, and make that one current (unless it is outside trading hours and
+        nothing forces it open)."""
         target = self.interval.floor(ts_ms)
         if self._start is not None:
             bar = self.forming()
-            if bar is not None and (self._has_data or self.last_close is not None):
-                self.closed.append(bar)
-                self.last_close = bar[4]
+            assert bar is not None
+            self.closed.append(bar)
+            self.last_close = bar[4]
+        if self._end and self.last_close is not None:
+            flat = self.last_close
             for start in self._quiet_bars(self._end, target):
-                flat = self.last_close
-                assert flat is not None
                 self.closed.append((start, flat, flat, flat, flat, 0.0))
         self._has_data = False
-        if force_open or self._hours.overlaps(target, self.interval.following(target)):
+        self._end = self.interval.following(target)
+        if force_open or self._hours.overlaps(target, self._end):
             self._start = target
-            self._end = self.interval.following(target)
         else:
-            self._start = None
+            self._start = None  # idle: `_end` still marks how far bars are accounted for
 
     def _quiet_bars(self, first: int, stop: int) -> Iterator[int]:
         """Open times in [first, stop) of bars inside trading hours (they get flat bars)."""

@@ -64,6 +64,20 @@ class DayStats(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 
 
+def _whole(value: float) -> float | int:
+    """Integral floats as ints (`36500.0` -> `36500`), as the vendor writes whole numbers."""
+    return value if value % 1 else int(value)
+
+
+def _levels(levels: list[tuple[float, float]], count: int, dec: int, vdec: int
+            ) -> list[tuple[float | int, float | int]]:
+    out = []
+    for price, volume in levels[:count]:
+        price, volume = round(price, dec), round(volume, vdec)
+        out.append((price if price % 1 else int(price), volume if volume % 1 else int(volume)))
+    return out
+
+
 class QuoteState:
     """One product's live quote."""
 
@@ -73,10 +87,11 @@ class QuoteState:
         self._dec = product.precision
         self._vdec = product.volume_precision
         self.stats = DayStats()
-        self._bids: list[tuple[float, float]] = []
-        self._asks: list[tuple[float, float]] = []
+        self._bids: list[tuple[float | int, float | int]] = []
+        self._asks: list[tuple[float | int, float | int]] = []
         self._trades: deque[tuple[int, float, float, int]] = deque(maxlen=RECENT_TRADES)
         self._day_span = (0, 0)  # [start, end) of stats.day in Unix ms, to skip zone math
+        self._levels = product.depth or 1
 
     @property
     def started(self) -> bool:
@@ -115,66 +130,63 @@ class QuoteState:
             stats.low = price
         stats.price = price
         stats.ts = update.ts
+        dec, vdec, levels = self._dec, self._vdec, self._levels
         if update.bids is not None:
-            self._bids = update.bids
+            self._bids = _levels(update.bids, levels, dec, vdec)
         if update.asks is not None:
-            self._asks = update.asks
+            self._asks = _levels(update.asks, levels, dec, vdec)
         traded = 0.0
         if update.trades:
             for trade_price, size, side in update.trades:
+                size = round(size, vdec)
                 traded += size
                 stats.amount += trade_price * size
                 stats.last_size = size
-                self._trades.appendleft((ts, trade_price, size, side))
+                self._trades.appendleft((ts, round(trade_price, dec), size, side))
             stats.volume = round(stats.volume + traded, self._vdec)
         return price, traded
 
     def encode(self) -> bytes:
-        """The quote object as JSON bytes, exactly as `body` goes on the wire."""
-        stats, dec, vdec = self.stats, self._dec, self._vdec
+        """The quote object as JSON bytes, exactly as `body` goes on the wire.
+
+        Every number is already rounded (in `apply`); integral ones are written as ints, as
+        the vendor writes them.
+        """
+        stats, dec = self.stats, self._dec
         bids, asks = self._bids, self._asks
         bp1, bv1 = bids[0] if bids else (stats.price, 0.0)
         sp1, sv1 = asks[0] if asks else (stats.price, 0.0)
-        depth: dict[str, list[dict[str, float | int]]] | list[Any] = _EMPTY
-        levels = self.product.depth
-        if levels:
+        depth: dict[str, list[dict[str, float]]] | list[Any] = _EMPTY
+        if self.product.depth:
             depth = {
-                "Buy": [{k[0]: num(p, dec), k[1]: num(v, vdec)}
-                        for k, (p, v) in zip(_BUY_KEYS, bids[:levels], strict=False)],
-                "Sell": [{k[0]: num(p, dec), k[1]: num(v, vdec)}
-                         for k, (p, v) in zip(_SELL_KEYS, asks[:levels], strict=False)],
+                "Buy": [{k: p, vk: v} for (k, vk), (p, v) in zip(_BUY_KEYS, bids, strict=False)],
+                "Sell": [{k: p, vk: v} for (k, vk), (p, v) in zip(_SELL_KEYS, asks, strict=False)],
             }
         diff = round(stats.price - stats.open, dec)
         rate = round(diff / stats.open * 100, 2) if stats.open else 0.0
+        hms = self._tz.format_hms
         return _encode(QuoteBody(
             StockCode=self.product.code,
-            Price=num(stats.price, dec),
-            Open=num(stats.open, dec),
-            LastClose=num(stats.last_close, dec),
-            High=num(stats.high, dec),
-            Low=num(stats.low, dec),
+            Price=_whole(stats.price),
+            Open=_whole(stats.open),
+            LastClose=_whole(stats.last_close),
+            High=_whole(stats.high),
+            Low=_whole(stats.low),
             Time=self._tz.format(stats.ts),
             LastTime=str(stats.ts // 1000),
-            BP1=num(bp1, dec),
-            BV1=num(bv1, vdec),
-            SP1=num(sp1, dec),
-            SV1=num(sv1, vdec),
-            TotalVol=num(stats.volume, vdec),
+            BP1=_whole(bp1),
+            BV1=_whole(bv1),
+            SP1=_whole(sp1),
+            SV1=_whole(sv1),
+            TotalVol=_whole(stats.volume),
             Depth=depth,
-            BS=self._recent_trades() if self.product.trades else _EMPTY,
+            BS=[{"time": hms(ts), "price": _whole(price), "size": _whole(size), "direction": side}
+                for ts, price, size, side in self._trades] if self.product.trades else _EMPTY,
             Info=self._info() or _EMPTY,
-            lastSize=num(stats.last_size, vdec),
-            Diff=num(diff, dec),
-            DiffRate=num(rate, 2),
+            lastSize=_whole(stats.last_size),
+            Diff=_whole(diff),
+            DiffRate=_whole(rate),
         ))
-
-    def _recent_trades(self) -> list[dict[str, str | float | int]]:
-        tz, dec, vdec = self._tz, self._dec, self._vdec
-        return [
-            {"time": tz.format_hms(ts), "price": num(price, dec), "size": num(size, vdec),
-             "direction": side}
-            for ts, price, size, side in self._trades
-        ]
 
     def _info(self) -> dict[str, float | int]:
         info: dict[str, float | int] = {}
