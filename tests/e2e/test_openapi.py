@@ -50,8 +50,8 @@ CHECKS = [
 ]
 
 MAX_REQUEST_TARGET = 8000
-"""aiohttp refuses a request line over 8190 bytes before tickwire sees it, with a text/plain 400
-(`test_long_request_line_gets_the_json_error`); generated requests stay below that."""
+"""A request line over 8190 bytes is refused before any parameter is read (a JSON 400, see
+`test_long_request_line_gets_the_json_error`), so generated requests stay below that."""
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +129,6 @@ def test_overlong_parameter_is_a_json_400(openapi_server: Server, http: requests
                            "data": None}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: a request line over aiohttp's 8190-byte limit is refused by aiohttp's own "
-    "parser with a text/plain 400 ('Got more than 8190 bytes when reading: ...') instead of "
-    "the protocol's JSON error; a documented-valid `code` of 2000 non-ASCII characters does it"))
 def test_long_request_line_gets_the_json_error(openapi_server: Server,
                                                http: requests.Session) -> None:
     code = "é" * 2000  # within the documented 2048 characters; 12 000 bytes percent-encoded

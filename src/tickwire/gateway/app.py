@@ -24,6 +24,7 @@ from tickwire.feeds.base import Feed
 from tickwire.feeds.sim import SimFeed
 from tickwire.gateway import http
 from tickwire.gateway.guards import client_ip
+from tickwire.gateway.lowlevel import JsonErrorAppRunner
 from tickwire.gateway.pipeline import Pipeline
 from tickwire.gateway.state import AppState
 from tickwire.gateway.ws import Connection, Hub, handle_messages
@@ -261,8 +262,8 @@ async def serve(config: Config) -> None:
     """Run the server until SIGTERM or SIGINT, then shut down cleanly."""
     state = build_state(config)
     app = create_app(state)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=5.0)
+    runner = JsonErrorAppRunner(app, access_log=None, handle_signals=False,
+                                shutdown_timeout=5.0)
     await runner.setup()
     host = config.server.host
     try:
