@@ -1,0 +1,68 @@
+"""The config file adds products and points at another catalogue; bad entries stop the start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.e2e.conftest import small_config
+from tests.e2e.server import free_port, start_server, write_config
+
+EXTRA_PRODUCT = """
+[[products]]
+code = "my_index"
+name = "我的指数"
+category = "7"
+precision = 1
+depth = 3
+volume = true
+trades = true
+hours = "24/7"
+price = 1234.5
+volatility = 0.01
+lot = 2.0
+volume_precision = 0
+"""
+
+
+def test_config_adds_a_product(tmp_path: Path) -> None:
+    server = start_server(tmp_path, small_config(EXTRA_PRODUCT))
+    try:
+        with urllib.request.urlopen(
+                f"{server.url}/getSymbolList.php?category=7&pageSize=100") as resp:
+            listed = json.loads(resp.read())["data"]["list"]
+        assert {"code": "my_index", "name": "我的指数"} in listed
+        with urllib.request.urlopen(f"{server.url}/getQuote.php?code=my_index") as resp:
+            body = json.loads(resp.read())["data"]["body"]
+        assert body["StockCode"] == "my_index" and len(body["Depth"]["Buy"]) == 3
+        with urllib.request.urlopen(f"{server.url}/redis.php?code=my_index&time=1m&rows=600"
+                                    ) as resp:
+            assert len(json.loads(resp.read())) == 600
+    finally:
+        server.stop()
+
+
+def _serve_with(tmp_path: Path, extra: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "bad.toml"
+    write_config(config, free_port(), tmp_path / "data", small_config(extra))
+    return subprocess.run([sys.executable, "-m", "tickwire", "serve", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_bad_product_hours_exit_2_naming_the_key(tmp_path: Path) -> None:
+    result = _serve_with(tmp_path, EXTRA_PRODUCT.replace('"24/7"', '"someday 9-5"'))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "products['my_index'].hours" in lines[0]
+
+
+def test_missing_catalogue_file_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    write_config(config, free_port(), tmp_path / "data", 'catalogue = "/nonexistent.toml"\n')
+    result = subprocess.run([sys.executable, "-m", "tickwire", "serve", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "/nonexistent.toml" in result.stderr.strip().splitlines()[-1]
