@@ -34,6 +34,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     kline_order: Literal["newest_first", "oldest_first"] = "newest_first"
     catalogue: str = ""
     """Another catalogue file to use instead of the shipped one."""
+    http_idle_timeout: float = 15
+    """Seconds a connection has to send a complete request; idle keep-alive connections are
+    closed after it too (a client trickling bytes cannot hold a connection open)."""
     log_format: Literal["auto", "json", "text"] = "auto"
     """auto: text on a terminal, JSON lines otherwise."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -61,7 +64,9 @@ class WebSocketConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_message_bytes: int = 65536
     """A bigger frame closes the connection with 1009."""
     messages_per_second: float = 50
-    """Messages a client may send per second (burst of the same size)."""
+    """Messages a client may send per second (burst of the same size); more are dropped."""
+    flood_timeout: float = 10
+    """Seconds a client may stay over `messages_per_second` before it is closed with 1008."""
     ping_interval: float = 10
     """Seconds of silence from a client before the server sends a protocol ping."""
     idle_timeout: float = 30
@@ -152,14 +157,16 @@ def _validate(config: Config) -> None:
                 raise ConfigError(
                     f"access.{field}[{i}]: {entry!r} is not an IP address or CIDR range"
                 ) from None
+    if server.http_idle_timeout <= 0:
+        raise ConfigError("server.http_idle_timeout: must be greater than 0")
     if access.ws_connections_per_ip < 1:
         raise ConfigError("access.ws_connections_per_ip: must be at least 1")
     for name in ("quote_per_code", "kline_per_code", "category", "symbols"):
         if getattr(config.limits, name) <= 0:
             raise ConfigError(f"limits.{name}: must be greater than 0")
     ws = config.websocket
-    for name in ("max_codes", "max_message_bytes", "messages_per_second", "ping_interval",
-                 "idle_timeout", "max_pending_bytes", "slow_timeout"):
+    for name in ("max_codes", "max_message_bytes", "messages_per_second", "flood_timeout",
+                 "ping_interval", "idle_timeout", "max_pending_bytes", "slow_timeout"):
         if getattr(ws, name) <= 0:
             raise ConfigError(f"websocket.{name}: must be greater than 0")
     if ws.ping_interval >= ws.idle_timeout:

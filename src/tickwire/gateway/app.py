@@ -19,11 +19,11 @@ from tickwire.catalogue import Catalogue, load_catalogue
 from tickwire.config import Config
 from tickwire.engine.memory import MemoryBus
 from tickwire.engine.sqlite import SqliteStore
-from tickwire.errors import RateLimited, TickwireError
+from tickwire.errors import NotAuthorized, RateLimited, TickwireError
 from tickwire.feeds.base import Feed
 from tickwire.feeds.sim import SimFeed
-from tickwire.gateway import http
-from tickwire.gateway.guards import client_ip
+from tickwire.gateway import admin, http
+from tickwire.gateway.guards import MessageBudget, Refusals, client_address, client_ip
 from tickwire.gateway.lowlevel import JsonErrorAppRunner
 from tickwire.gateway.pipeline import Pipeline
 from tickwire.gateway.state import AppState
@@ -54,7 +54,8 @@ def build_state(config: Config) -> AppState:
     store = SqliteStore(Path(config.server.data_dir) / "tickwire.sqlite3")
     bus = MemoryBus()
     _restore(market, store, bus)
-    hub = Hub(config.websocket, bus.latest, lambda code: code in market.products)
+    refusals = Refusals()
+    hub = Hub(config.websocket, bus.latest, lambda code: code in market.products, refusals)
     bus.subscribe(hub.on_batch)
     pipeline = Pipeline(market, bus, store)
     feeds: list[Feed] = []
@@ -63,7 +64,7 @@ def build_state(config: Config) -> AppState:
             if feed.codes else list(catalogue.products.values())
         feeds.append(SimFeed(products, lambda code: market.products[code].hours, tz,
                              seed=feed.seed, rate=feed.rate, history=feed.history))
-    return AppState(config, catalogue, market, store, bus, hub, pipeline, feeds)
+    return AppState(config, catalogue, market, store, bus, hub, pipeline, feeds, refusals)
 
 
 def _restore(market: Market, store: SqliteStore, bus: MemoryBus) -> None:
@@ -98,10 +99,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except RateLimited as exc:
+        refusals: Refusals = request.app["state"].refusals
+        refusals.note("rate_limited", client_ip(request), exc.msg)
         retry = max(1, round(exc.retry_after + 0.499))
         return error_response(exc.status, exc.msg, {"Retry-After": str(retry)})
     except TickwireError as exc:
-        return error_response(exc.status, exc.msg)
+        if exc.status == 400:
+            request.app["state"].refusals.note("bad_request", client_ip(request), exc.msg)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.msg, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -115,23 +121,49 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal error")
 
 
+@web.middleware
+async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every HTTP request and WebSocket handshake: who is it, and is it on the allow-list."""
+    state: AppState = request.app["state"]
+    ip = request["client_ip"] = client_address(request, state.trusted_proxies)
+    if not state.allow_list.allows(ip):
+        state.refusals.note("not_authorized", ip, request.path)
+        raise NotAuthorized(f"IP {ip} is not authorized")
+    return await handler(request)
+
+
 # operational paths -----------------------------------------------------------------------
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     state: AppState = request.app["state"]
     settings = state.config.websocket
-    ws = web.WebSocketResponse(autoping=False, compress=False,
-                               max_msg_size=settings.max_message_bytes)
-    await ws.prepare(request)
-    transport = request.transport
-    assert transport is not None
-    conn = Connection(ws, transport, client_ip(request), time.monotonic())  # type: ignore[arg-type]
-    state.hub.add(conn)
+    ip = client_ip(request)
+    cap = state.config.access.ws_connections_per_ip
+    if state.ws_per_ip.get(ip, 0) >= cap:
+        msg = f"too many WebSocket connections from {ip}: at most {cap} at once"
+        state.refusals.note("ws_cap", ip, msg)
+        raise TickwireError(msg, 429)
+    state.ws_per_ip[ip] = state.ws_per_ip.get(ip, 0) + 1
     try:
-        await handle_messages(state.hub, conn)
+        ws = web.WebSocketResponse(autoping=False, compress=False,
+                                   max_msg_size=settings.max_message_bytes)
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        conn = Connection(ws, transport, ip, time.monotonic(),  # type: ignore[arg-type]
+                          budget=MessageBudget(settings.messages_per_second))
+        state.hub.add(conn)
+        try:
+            await handle_messages(state.hub, conn)
+        finally:
+            state.hub.remove(conn)
+        return ws
     finally:
-        state.hub.remove(conn)
-    return ws
+        left = state.ws_per_ip[ip] - 1
+        if left:
+            state.ws_per_ip[ip] = left
+        else:
+            del state.ws_per_ip[ip]
 
 
 def _health(state: AppState) -> dict[str, object]:
@@ -181,8 +213,11 @@ class _Collector:
         yield closed
         yield CounterMetricFamily("tickwire_updates", "Feed updates received",
                                   value=state.pipeline.updates_in)
-        yield CounterMetricFamily("tickwire_rate_limited", "Requests refused by rate limits",
-                                  value=state.limiter.refused)
+        refused = CounterMetricFamily("tickwire_refused", "Refusals by kind", labels=["kind"])
+        for kind in ("not_authorized", "rate_limited", "bad_request", "ws_cap", "ws_flood",
+                     "slow_reader", "idle", "admin_auth"):
+            refused.add_metric([kind], state.refusals.counts[kind])
+        yield refused
         yield GaugeMetricFamily("tickwire_store_pending_bars", "Bars waiting to be written",
                                 value=state.store.pending)
         yield GaugeMetricFamily("tickwire_store_lag_seconds", "Seconds since the last write",
@@ -221,12 +256,23 @@ async def _mark_ready(state: AppState) -> None:
     log.info("ready")
 
 
+async def _follow_allow_list(state: AppState, every: float = 2.0) -> None:
+    """Pick up allow-list changes made in the store by another process (`tickwire allow`)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            state.allow_list.sync(await asyncio.to_thread(state.store.allow_entries))
+        except Exception:
+            log.exception("reading the allow-list failed")
+
+
 async def _start(app: web.Application) -> None:
     state: AppState = app["state"]
     for feed in state.feeds:
         state.tasks.append(asyncio.create_task(_run_feed(state, feed)))
     state.tasks.append(asyncio.create_task(state.pipeline.persist_forever(PERSIST_EVERY)))
     state.tasks.append(asyncio.create_task(state.hub.sweep_forever()))
+    state.tasks.append(asyncio.create_task(_follow_allow_list(state)))
     state.tasks.append(asyncio.create_task(_mark_ready(state)))
 
 
@@ -242,13 +288,14 @@ async def _stop(app: web.Application) -> None:
 
 
 def create_app(state: AppState) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware],
+    app = web.Application(middlewares=[errors_middleware, guard_middleware],
                           client_max_size=64 * 1024)
     app["state"] = state
     registry = CollectorRegistry()
     registry.register(_Collector(state))  # type: ignore[arg-type]
     app["registry"] = registry
     http.add_routes(app)
+    admin.add_routes(app)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -263,7 +310,8 @@ async def serve(config: Config) -> None:
     state = build_state(config)
     app = create_app(state)
     runner = JsonErrorAppRunner(app, access_log=None, handle_signals=False,
-                                shutdown_timeout=5.0)
+                                shutdown_timeout=5.0,
+                                keepalive_timeout=config.server.http_idle_timeout)
     await runner.setup()
     host = config.server.host
     try:

@@ -12,7 +12,14 @@ from tickwire.config import Config
 from tickwire.engine.base import Bus
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.feeds.base import Feed
-from tickwire.gateway.guards import RateLimiter, client_ip
+from tickwire.gateway.guards import (
+    AllowList,
+    Network,
+    RateLimiter,
+    Refusals,
+    client_ip,
+    parse_network,
+)
 from tickwire.gateway.pipeline import Pipeline
 from tickwire.gateway.ws import Hub
 from tickwire.market import Market
@@ -29,13 +36,22 @@ class AppState:
     hub: Hub
     pipeline: Pipeline
     feeds: list[Feed]
+    refusals: Refusals
     limiter: RateLimiter = field(default_factory=RateLimiter)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
     categories_json: bytes = b""
+    allow_list: AllowList = field(init=False)
+    trusted_proxies: list[Network] = field(init=False)
+    ws_per_ip: dict[str, int] = field(default_factory=dict)
+    """Open WebSockets per client IP (entries removed at zero)."""
 
     def __post_init__(self) -> None:
         self.categories_json = envelope(encode({"list": self.catalogue.categories}))
+        access = self.config.access
+        self.allow_list = AllowList(access.allow)
+        self.allow_list.sync(self.store.allow_entries())
+        self.trusted_proxies = [parse_network(t) for t in access.trusted_proxies]
 
     def known(self, code: str) -> bool:
         return code in self.market.products

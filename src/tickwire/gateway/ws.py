@@ -22,6 +22,7 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from tickwire.config import WebSocketConfig
+from tickwire.gateway.guards import MessageBudget, Refusals
 from tickwire.wire import pong, push_message, text_frame, ws_error
 
 log = logging.getLogger("tickwire.ws")
@@ -44,6 +45,7 @@ class Connection:
     slow_since: float = 0.0
     pinged: bool = False
     closing: bool = False
+    budget: MessageBudget = field(default_factory=lambda: MessageBudget(1.0))
 
 
 @dataclass
@@ -58,8 +60,9 @@ class Hub:
     """Who is subscribed to what, and delivery of encoded updates to them."""
 
     def __init__(self, settings: WebSocketConfig, latest: Callable[[str], bytes | None],
-                 known: Callable[[str], bool]) -> None:
+                 known: Callable[[str], bool], refusals: Refusals) -> None:
         self.settings = settings
+        self.refusals = refusals
         self._latest = latest
         self._known = known
         self.subscribers: dict[str, set[Connection]] = {}
@@ -190,14 +193,19 @@ class Hub:
                         conn.transport.write(b"".join(frames))
                 elif now - conn.slow_since > settings.slow_timeout:
                     self.stats.slow_closed += 1
-                    self._close(conn, WSCloseCode.POLICY_VIOLATION,
+                    self._close(conn, WSCloseCode.POLICY_VIOLATION, "slow_reader",
                                 f"slow reader: more than {settings.max_pending_bytes} bytes "
                                 f"pending for {settings.slow_timeout:g} s")
                     continue
+            if conn.budget.over_since and now - conn.budget.over_since > settings.flood_timeout:
+                self._close(conn, WSCloseCode.POLICY_VIOLATION, "ws_flood",
+                            f"message flood: over {settings.messages_per_second:g} messages "
+                            f"a second for {settings.flood_timeout:g} s")
+                continue
             silent = now - conn.last_seen
             if silent > settings.idle_timeout:
                 self.stats.idle_closed += 1
-                self._close(conn, WSCloseCode.GOING_AWAY,
+                self._close(conn, WSCloseCode.GOING_AWAY, "idle",
                             f"idle: nothing received for {settings.idle_timeout:g} s")
             elif silent > settings.ping_interval and not conn.pinged:
                 conn.pinged = True
@@ -212,8 +220,8 @@ class Hub:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await conn.ws.ping()
 
-    def _close(self, conn: Connection, code: int, reason: str) -> None:
-        log.info("closing websocket", extra={"ip": conn.ip, "code": code, "reason": reason})
+    def _close(self, conn: Connection, code: int, kind: str, reason: str) -> None:
+        self.refusals.note(kind, conn.ip, reason)
         self.remove(conn)
         self._spawn(_close_or_abort(conn, code, reason))
 
@@ -254,8 +262,15 @@ async def handle_messages(hub: Hub, conn: Connection) -> None:
     """Read a connection's messages until it closes."""
     ws = conn.ws
     async for msg in ws:
-        conn.last_seen = time.monotonic()
+        now = conn.last_seen = time.monotonic()
         conn.pinged = False
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not conn.budget.take(now):
+            if now - conn.budget.warned_at >= 1.0:  # one reply a second, not one per message
+                conn.budget.warned_at = now
+                hub.send(conn, ws_error(429, "too many messages: at most "
+                                        f"{hub.settings.messages_per_second:g} a second; "
+                                        "messages over it are dropped"))
+            continue
         if msg.type == WSMsgType.TEXT:
             _handle_text(hub, conn, msg.data)
         elif msg.type == WSMsgType.BINARY:
