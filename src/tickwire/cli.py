@@ -64,5 +64,14 @@ def serve(
         pass
 
 
+def _add_allow_commands() -> None:
+    from tickwire.allow_cli import allow_app
+
+    app.add_typer(allow_app, name="allow")
+
+
+_add_allow_commands()
+
+
 def main() -> None:
     sys.exit(app())

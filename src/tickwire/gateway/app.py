@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
@@ -150,6 +151,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
         transport = request.transport
         assert transport is not None
+        _bound_kernel_buffer(transport, settings.max_pending_bytes)
         conn = Connection(ws, transport, ip, time.monotonic(),  # type: ignore[arg-type]
                           budget=MessageBudget(settings.messages_per_second))
         state.hub.add(conn)
@@ -164,6 +166,14 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             state.ws_per_ip[ip] = left
         else:
             del state.ws_per_ip[ip]
+
+
+def _bound_kernel_buffer(transport: asyncio.BaseTransport, size: int) -> None:
+    """Cap the kernel's send buffer too, so a stopped reader holds a bounded amount there."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(size, 65_536))
 
 
 def _health(state: AppState) -> dict[str, object]:
