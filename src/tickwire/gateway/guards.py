@@ -209,13 +209,15 @@ class RateLimiter:
 class MessageBudget:
     """A token bucket for one WebSocket's incoming messages: `rate` a second, bursts of `rate`."""
 
-    __slots__ = ("_last", "_rate", "_tokens", "over_since", "warned_at")
+    __slots__ = ("_last", "_last_drop", "_rate", "_tokens", "over_since", "warned_at")
 
     def __init__(self, rate: float) -> None:
         self._rate = rate
         self._tokens = rate
         self._last = time.monotonic()
+        self._last_drop = 0.0
         self.over_since = 0.0
+        """When the client went over and stayed over (a drop at least every second); 0 if not."""
         self.warned_at = 0.0
 
     def take(self, now: float) -> bool:
@@ -223,8 +225,10 @@ class MessageBudget:
         self._last = now
         if self._tokens >= 1:
             self._tokens -= 1
-            self.over_since = 0.0
+            if self.over_since and now - self._last_drop > 1.0:
+                self.over_since = 0.0
             return True
         if not self.over_since:
             self.over_since = now
+        self._last_drop = now
         return False

@@ -39,9 +39,11 @@ def _param(request: web.Request, name: str, required: bool = False) -> str | Non
 
 def _whole_number(request: web.Request, name: str, default: int, minimum: int) -> int:
     """A whole-number parameter; absent gives `default`; huge values stay huge (callers clamp)."""
-    text = _param(request, name)
+    text = request.query.get(name)
     if text is None:
         return default
+    if len(text) > _MAX_PARAM_LENGTH:
+        raise BadRequest(f"bad parameter {name}: longer than {_MAX_PARAM_LENGTH} characters")
     text = text.strip()
     negative = text.startswith("-")
     digits = text[1:] if negative else text

@@ -122,14 +122,15 @@ class Hub:
     # subscriptions -------------------------------------------------------------------------
 
     def subscribe(self, conn: Connection, codes: list[str]) -> None:
-        unknown = [c for c in codes if not self._known(c)]
-        fresh = [c for c in codes if c not in conn.codes and self._known(c)]
         limit = self.settings.max_codes
-        if len(conn.codes) + len(fresh) > limit:
+        fresh = [c for c in codes if c not in conn.codes and self._known(c)]
+        wanted = max(len(codes), len(conn.codes) + len(fresh))
+        if wanted > limit:
             self.send(conn, ws_error(
-                400, f"too many codes: {len(conn.codes) + len(fresh)} (at most {limit} "
-                     "per connection); nothing subscribed"))
+                400, f"too many codes: {wanted} (at most {limit} per connection); "
+                     "nothing subscribed"))
             return
+        unknown = [c for c in codes if not self._known(c)]
         for code in unknown[:MAX_UNKNOWN_REPORTED]:
             self.send(conn, ws_error(404, f"unknown code: {code[:64]}"))
         if len(unknown) > MAX_UNKNOWN_REPORTED:
