@@ -48,15 +48,21 @@ def _contains(networks: Iterable[Network], address: Address) -> bool:
 
 
 def client_address(request: web.Request, trusted_proxies: list[Network]) -> str:
+    """The client's IP for a request (see `forwarded_client`)."""
+    return forwarded_client(request.remote or "", request.headers.getall("X-Forwarded-For", []),
+                            trusted_proxies)
+
+
+def forwarded_client(peer_text: str, forwarded_for: list[str],
+                     trusted_proxies: list[Network]) -> str:
     """The client's IP. `X-Forwarded-For` counts only when the peer is a trusted proxy; then
     the right-most address that is not itself a trusted proxy is the client."""
-    peer = parse_address(request.remote or "")
+    peer = parse_address(peer_text)
     if peer is None:
-        return request.remote or "unknown"
+        return peer_text or "unknown"
     if not trusted_proxies or not _contains(trusted_proxies, peer):
         return str(peer)
-    hops = [hop for header in request.headers.getall("X-Forwarded-For", [])
-            for hop in header.split(",")]
+    hops = [hop for header in forwarded_for for hop in header.split(",")]
     client = peer
     for hop in reversed(hops):
         address = parse_address(hop)
