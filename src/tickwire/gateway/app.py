@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import socket
@@ -329,7 +330,10 @@ async def serve(config: Config) -> None:
             await web.TCPSite(runner, host, port, reuse_address=True).start()
     except OSError as exc:
         await runner.cleanup()
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        hint = ""
+        if exc.errno == errno.EACCES and port < 1024:
+            hint = f" (ports below 1024 need root: try --port {port + 7000})"
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
     log.info("listening", extra={"url": f"http://{host}:{config.server.port}",
                                  "ws": f"ws://{host}:{config.server.port}/ws"})
     stop = asyncio.Event()
