@@ -36,6 +36,16 @@ def pong(value: Any) -> bytes:
     return encode({"pong": value})
 
 
+def split_codes(text: str) -> list[str]:
+    """`"a, b,a,,"` -> `["a", "b"]`: comma-separated codes, blanks ignored, each once."""
+    seen: dict[str, None] = {}
+    for part in text.split(","):
+        code = part.strip()
+        if code:
+            seen[code] = None
+    return list(seen)
+
+
 def text_frame(payload: bytes) -> bytes:
     """A complete, unmasked WebSocket text frame (server to client), built once, sent to many."""
     size = len(payload)

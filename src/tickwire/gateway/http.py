@@ -9,7 +9,7 @@ from aiohttp import web
 from tickwire.errors import BadRequest, NotFound
 from tickwire.gateway.state import AppState
 from tickwire.models import WINDOW
-from tickwire.wire import encode, envelope
+from tickwire.wire import encode, envelope, split_codes
 
 MAX_CODES_PER_QUOTE = 50
 DEFAULT_ROWS = 40
@@ -57,15 +57,6 @@ def _whole_number(request: web.Request, name: str, default: int, minimum: int) -
     return value
 
 
-def _split_codes(text: str) -> list[str]:
-    seen: dict[str, None] = {}
-    for part in text.split(","):
-        code = part.strip()
-        if code:
-            seen[code] = None
-    return list(seen)
-
-
 def _shown(code: str) -> str:
     return code if len(code) <= 64 else code[:64] + "..."
 
@@ -74,7 +65,7 @@ async def get_quote(request: web.Request) -> web.Response:
     state: AppState = request.app["state"]
     text = _param(request, "code", required=True)
     assert text is not None
-    codes = _split_codes(text)
+    codes = split_codes(text)
     if not codes:
         raise BadRequest("missing parameter: code")
     if len(codes) > MAX_CODES_PER_QUOTE:

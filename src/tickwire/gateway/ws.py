@@ -23,7 +23,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from tickwire.config import WebSocketConfig
 from tickwire.gateway.guards import MessageBudget, Refusals
-from tickwire.wire import pong, push_message, text_frame, ws_error
+from tickwire.wire import pong, push_message, split_codes, text_frame, ws_error
 
 log = logging.getLogger("tickwire.ws")
 
@@ -248,15 +248,8 @@ async def _close_or_abort(conn: Connection, code: int, reason: str) -> None:
 
 
 def parse_codes(value: Any) -> list[str] | None:
-    """`"a, b,a"` -> `["a", "b"]` (blanks ignored, duplicates once); None if not a string."""
-    if not isinstance(value, str):
-        return None
-    seen: dict[str, None] = {}
-    for part in value.split(","):
-        code = part.strip()
-        if code:
-            seen[code] = None
-    return list(seen)
+    """The codes of a `Key`/`UnKey` value; None if it is not a string."""
+    return split_codes(value) if isinstance(value, str) else None
 
 
 async def handle_messages(hub: Hub, conn: Connection) -> None:
