@@ -8,6 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from tests.e2e import rawws
 from tests.e2e.conftest import small_config
 from tests.e2e.server import free_port, start_server, write_config
 
@@ -66,3 +67,19 @@ def test_missing_catalogue_file_exits_2(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "/nonexistent.toml" in result.stderr.strip().splitlines()[-1]
+
+
+def test_extra_ports_serve_the_same_paths(tmp_path: Path) -> None:
+    extra = free_port()
+    server = start_server(tmp_path, f"extra_ports = [{extra}]\n" + small_config())
+    try:
+        for port in (server.port, extra):
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/getQuote.php?code=btcusdt") as resp:
+                assert json.loads(resp.read())["data"]["body"]["StockCode"] == "btcusdt"
+            sock = rawws.connect(port)
+            rawws.send_text(sock, '{"ping":5}')
+            assert rawws.read_frame(sock) == (1, b'{"pong":5}')
+            sock.close()
+    finally:
+        server.stop()
