@@ -1,0 +1,152 @@
+"""HTTP requests with the protocol's manners: rate limits, retries, gzip, errors mapped."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import zlib
+from collections.abc import Mapping, Sequence
+
+import aiohttp
+import msgspec
+
+from tickwire.client.backoff import Backoff
+from tickwire.client.events import Emitter
+from tickwire.client.limits import Key, RateLimiter
+from tickwire.errors import ConnectionLost, RateLimited, ServerError, TickwireError, error_for
+
+MAX_RETRY_AFTER = 60.0
+"""The longest a `Retry-After` is obeyed (s): a server asking for more gets an error sooner."""
+
+
+class _Envelope(msgspec.Struct):
+    code: int = 200
+    msg: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_envelope = msgspec.json.Decoder(_Envelope, strict=False)
+
+
+def gunzip_if_needed(body: bytes) -> bytes:
+    """The body, decompressed if it is still gzip: some servers compress without saying so,
+    and aiohttp already undid a declared `Content-Encoding`. JSON never starts with 0x1f."""
+    for _ in range(2):
+        if body[:2] != b"\x1f\x8b":
+            break
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error):
+            break
+    return body
+
+
+def error_message(status: int, body: bytes) -> str:
+    """The server's `msg`, else a short description of what came instead."""
+    try:
+        message = _envelope.decode(body).msg
+    except msgspec.DecodeError:
+        message = ""
+    if message:
+        return message
+    text = body[:200].decode("utf-8", "replace").strip()
+    return f"HTTP {status}" + (f": {text}" if text else "")
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        seconds = float(value) if value else 1.0
+    except ValueError:
+        seconds = 1.0  # an HTTP date: rare enough that a second is a fine guess
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def unwrap(body: bytes) -> msgspec.Raw:
+    """`data` of a `{"code":200,"msg":...,"data":...}` envelope; any other `code` raises."""
+    try:
+        envelope = _envelope.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ServerError(f"malformed answer from the server: {exc}", 502) from None
+    if envelope.code != 200:
+        raise error_for(envelope.code, envelope.msg or f"code {envelope.code}")
+    return envelope.data
+
+
+class HttpTransport:
+    """One aiohttp session; `get` returns a 200's body or raises the mapped TickwireError."""
+
+    def __init__(self, base_url: str, *, timeout: float, retries: int, emit: Emitter,
+                 headers: Mapping[str, str] | None = None,
+                 limiter: RateLimiter | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Accept-Encoding": "gzip, deflate", "User-Agent": "tickwire-sdk",
+                         **(headers or {})}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retries = retries
+        self._emit = emit
+        self.limiter = limiter or RateLimiter()
+        self._session: aiohttp.ClientSession | None = None
+        self.rate_limited = 0
+        """429s received (each was retried while retries were left)."""
+
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session, made on first use inside the running loop."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers=self._headers)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get(self, path: str, params: dict[str, str], keys: Sequence[Key],
+                  limit: int | None) -> bytes:
+        url = f"{self.base_url}/{path}"
+        backoff = Backoff(initial=0.25, maximum=5.0)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self.limiter.hold(keys, limit):
+                    status, body, retry_after = await self._fetch(url, params)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                error: TickwireError = ConnectionLost(
+                    f"cannot reach {url}: {_describe(exc)}")
+                wait = backoff.next()
+            else:
+                if status == 200:
+                    return body
+                msg = error_message(status, body)
+                if status == 429:
+                    self.rate_limited += 1
+                    error = RateLimited(msg, _retry_after(retry_after))
+                    wait = error.retry_after
+                else:
+                    error = error_for(status, msg)
+                    if status < 500:
+                        raise error
+                    wait = backoff.next()
+            if attempt > self._retries:
+                raise error
+            self._emit("rate_limited" if isinstance(error, RateLimited) else "retrying",
+                       f"{path}: {error.msg}; retrying in {wait:.2f} s "
+                       f"(attempt {attempt + 1} of {self._retries + 1})",
+                       attempt=attempt + 1, delay=wait, status=error.status)
+            await asyncio.sleep(wait)
+
+    async def _fetch(self, url: str, params: dict[str, str]) -> tuple[int, bytes, str | None]:
+        async with self.session().get(url, params=params, timeout=self._timeout) as resp:
+            body = await resp.read()
+            return resp.status, gunzip_if_needed(body), resp.headers.get("Retry-After")
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason: `connection refused`, `timed out`, rather than aiohttp's repr."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.errno:
+        return os.strerror(exc.os_error.errno).lower()
+    text = str(exc)
+    return text or type(exc).__name__

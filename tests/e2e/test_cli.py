@@ -1,0 +1,196 @@
+"""Every client command of `tickwire`, run as a user runs it, against a real server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import GENEROUS_LIMITS, small_config
+from tests.e2e.server import Server, free_port, start_server
+
+
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("cli"), small_config(GENEROUS_LIMITS))
+    yield srv
+    srv.stop()
+
+
+def tickwire(*args: str, server: Server | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    env["COLUMNS"] = "200"
+    extra = ["--server", server.url] if server else []
+    return subprocess.run([sys.executable, "-m", "tickwire", *args, *extra], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of a rich table's body rows (lines framed by │)."""
+    return [[c.strip() for c in line.strip().strip("│").split("│")]
+            for line in text.splitlines() if line.startswith("│")]
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tickwire: "), result.stderr
+    return lines[0]
+
+
+def test_quote_table(cli_server: Server) -> None:
+    result = tickwire("quote", "btcusdt", "fx_seurusd", server=cli_server)
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[1]
+    for name in ("Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low",
+                 "Volume", "Time"):
+        assert name in header
+    rows = table_rows(result.stdout)
+    assert [r[0] for r in rows] == ["btcusdt", "fx_seurusd"]
+    assert float(rows[0][1]) > 0 and rows[0][3].endswith("%") and len(rows[0][9]) == 19
+
+
+def test_quote_json_and_a_missing_code(cli_server: Server) -> None:
+    result = tickwire("quote", "hf_GC", "nope", "--json", server=cli_server)
+    assert result.returncode == 0
+    bodies = json.loads(result.stdout)
+    assert [b["StockCode"] for b in bodies] == ["hf_GC"]
+    assert result.stderr.strip() == "tickwire: no quote for nope"
+
+
+def test_quote_of_an_unknown_code_is_one_error_line(cli_server: Server) -> None:
+    line = one_error_line(tickwire("quote", "nope", server=cli_server))
+    assert line == "tickwire: error: unknown code: nope"
+
+
+def test_no_server_is_one_error_line() -> None:
+    result = tickwire("categories", "--server", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tickwire: error: cannot reach") and "refused" in last
+    assert all(line.startswith("tickwire: ") for line in result.stderr.strip().splitlines())
+
+
+def test_kline_table(cli_server: Server) -> None:
+    result = tickwire("kline", "btcusdt", "--interval", "5m", "--rows", "7",
+                      server=cli_server)
+    assert result.returncode == 0, result.stderr
+    assert "btcusdt 5m: 7 bars, oldest first" in result.stdout
+    rows = table_rows(result.stdout)
+    assert len(rows) == 7 and rows == sorted(rows)  # times ascend
+    assert all(row[0].endswith((":00:00", ":05:00", ":10:00", ":15:00", ":20:00", ":25:00",
+                                ":30:00", ":35:00", ":40:00", ":45:00", ":50:00", ":55:00"))
+               for row in rows)
+
+
+def test_kline_export_csv_and_json(cli_server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "bars.csv"
+    result = tickwire("kline", "btcusdt", "--rows", "100", "--out", str(out),
+                      server=cli_server)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote 100 bars (")
+    with out.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["open_ms", "time", "open", "high", "low", "close", "volume"]
+    stamps = [int(r[0]) for r in rows[1:]]
+    assert len(stamps) == 100 and stamps == sorted(stamps)
+
+    end = stamps[50]
+    out_json = tmp_path / "bars.json"
+    result = tickwire("kline", "btcusdt", "--rows", "10", "--end", str(end), "--out",
+                      str(out_json), server=cli_server)
+    assert result.returncode == 0, result.stderr
+    bars = json.loads(out_json.read_bytes())
+    assert len(bars) == 10 and bars[-1]["open_ms"] == end
+    assert set(bars[0]) == {"open_ms", "time", "open", "high", "low", "close", "volume"}
+
+
+def test_kline_long_history_export(cli_server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "hours.csv"
+    result = tickwire("kline", "btcusdt", "-i", "1m", "--rows", "1000", "-o", str(out),
+                      server=cli_server)
+    assert result.returncode == 0, result.stderr
+    count = len(out.read_text().splitlines()) - 1
+    assert 600 <= count <= 602  # all the history there is (the fill's 600 and the live bars)
+    assert result.stdout.startswith(f"wrote {count} bars")
+
+
+def test_kline_parquet(cli_server: Server, tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "bars.parquet"
+    result = tickwire("kline", "ethusdt", "-i", "1h", "--start", "2000-01-01", "-o", str(out),
+                      server=cli_server)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_parquet(out)
+    assert len(frame) >= 300 and list(frame.columns)[:2] == ["open_ms", "bar_time"]
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["--out", "bars.txt"], 2, "must end in .csv, .json or .parquet"),
+    (["--end", "yesterday"], 2, "not a time: 'yesterday'"),
+    (["--interval", "2m"], 1, "bad parameter time"),
+])
+def test_kline_errors_are_one_line(cli_server: Server, args: list[str], code: int,
+                                   needle: str) -> None:
+    line = one_error_line(tickwire("kline", "btcusdt", *args, server=cli_server), code)
+    assert needle in line
+
+
+def test_categories(cli_server: Server) -> None:
+    result = tickwire("categories", server=cli_server)
+    assert result.returncode == 0, result.stderr
+    assert table_rows(result.stdout) == [["1", "外汇"], ["2", "国际期货"], ["3", "国内期货"],
+                                         ["4", "数字货币"], ["7", "国际股指期货"]]
+
+
+def test_symbols_page_and_all(cli_server: Server) -> None:
+    result = tickwire("symbols", "--category", "4", "--page-size", "2", server=cli_server)
+    assert result.returncode == 0, result.stderr
+    assert table_rows(result.stdout) == [["btcusdt", "比特币"], ["ethusdt", "以太坊"]]
+    assert "page 1 of 2, 3 symbols in all" in result.stdout
+    every = tickwire("symbols", "--category", "4", "--all", "--json", server=cli_server)
+    assert [s["code"] for s in json.loads(every.stdout)] == ["btcusdt", "ethusdt", "xrpusdt"]
+    line = one_error_line(tickwire("symbols", "--category", "99", server=cli_server))
+    assert line == "tickwire: error: unknown category: 99"
+
+
+def test_watch_shows_a_live_table(cli_server: Server) -> None:
+    result = tickwire("watch", "btcusdt", "hf_GC", "--duration", "1.5", server=cli_server)
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert [r[0] for r in rows] == ["btcusdt", "hf_GC"]
+    assert all(float(r[1]) > 0 for r in rows)
+    status = result.stdout.strip().splitlines()[-1]
+    assert status.startswith("connected") and "updates" in status
+
+
+def test_watch_reports_what_it_cannot_do(cli_server: Server) -> None:
+    result = tickwire("watch", "nope", "--duration", "1", server=cli_server)
+    assert result.returncode == 0
+    assert "unknown code: nope" in result.stdout and "waiting" in result.stdout
+
+
+def test_record_writes_every_push_as_a_body_per_line(cli_server: Server,
+                                                      tmp_path: Path) -> None:
+    out = tmp_path / "pushes.jsonl"
+    result = tickwire("record", "btcusdt", "ethusdt", "--out", str(out), "--duration", "1",
+                      server=cli_server)
+    assert result.returncode == 0, result.stderr
+    bodies = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(bodies) >= 5 and {b["StockCode"] for b in bodies} == {"btcusdt", "ethusdt"}
+    assert list(bodies[0])[:2] == ["StockCode", "Price"] and "Depth" in bodies[0]
+    assert f"recorded {len(bodies)} pushes of 2 codes to {out}" in result.stderr
+
+    counted = tmp_path / "five.jsonl"
+    result = tickwire("record", "xrpusdt", "-o", str(counted), "--count", "5",
+                      server=cli_server)
+    assert result.returncode == 0 and len(counted.read_text().splitlines()) == 5
