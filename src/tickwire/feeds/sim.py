@@ -11,6 +11,7 @@ K-line interval serves its full window at once.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import random
@@ -166,15 +167,20 @@ def history_updates(sim: ProductSim, tz: TimeZone, now: int, rate: float,
     rng = random.Random(f"history:{sim.product.code}")
     updates: list[Update] = []
     ts = boundaries[0]
+    region = len(regions) - 1  # the first of `regions` that has begun (ts only grows)
     while True:
         ts = sim.hours.next_open(ts)
         if ts >= now:
             break
-        spacing = next(space for begin, space in regions if begin <= ts)
+        while region and regions[region - 1][0] <= ts:
+            region -= 1
+        spacing = regions[region][1]
         updates.append(sim.step(ts, size_scale=max(spacing / 1000 * rate, 1.0), book=False))
         step_to = ts + int(spacing * rng.uniform(0.6, 1.4))
         # land exactly on each window's start, so its first bar is not skipped
-        ts = min([b for b in boundaries if ts < b < step_to] or [step_to])
+        after = bisect.bisect_right(boundaries, ts)
+        ts = boundaries[after] if after < len(boundaries) and boundaries[after] < step_to \
+            else step_to
     if updates:
         # one more with a full book for the live quote, inside trading hours
         last_ts = now - 1 if sim.hours.is_open(now - 1) else updates[-1].ts

@@ -23,6 +23,7 @@ class TimeZone:
         self._offsets: dict[int, int] = {}
         self._last_second = -1
         self._last_text = ""
+        self._dates: dict[int, str] = {}
 
     def offset_ms(self, ts_ms: int) -> int:
         hour = ts_ms // 3_600_000
@@ -59,13 +60,20 @@ class TimeZone:
         second = ts_ms // 1000
         if second != self._last_second:
             local = second + self.offset_ms(ts_ms) // 1000
-            self._last_text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(local))
+            day, clock = divmod(local, 86_400)
+            date = self._dates.get(day)
+            if date is None:  # strftime once a day; bars and trades span few days
+                if len(self._dates) > 10_000:
+                    self._dates.clear()
+                date = self._dates[day] = time.strftime("%Y-%m-%d ", time.gmtime(day * 86_400))
+            self._last_text = f"{date}{clock // 3600:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}"
             self._last_second = second
         return self._last_text
 
     def format_hms(self, ts_ms: int) -> str:
         """`HH:MM:SS` in this zone."""
-        return self.format(ts_ms)[11:]
+        second = (ts_ms + self.offset_ms(ts_ms)) // 1000 % 86_400
+        return f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
 
     def month_start(self, ts_ms: int, months_ahead: int = 0) -> int:
         """Unix ms of local 00:00 on the 1st of the month of `ts_ms`, shifted by `months_ahead`."""

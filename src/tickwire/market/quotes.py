@@ -6,6 +6,7 @@ Day statistics (open, high, low, volume, amount) reset at 00:00 of the service t
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from typing import Any
 
@@ -33,17 +34,28 @@ class QuoteBody(msgspec.Struct):
     Low: float | int
     Time: str
     LastTime: str
-    BP1: float | int
-    BV1: float | int
-    SP1: float | int
-    SV1: float | int
+    BP1: float | int | msgspec.Raw
+    BV1: float | int | msgspec.Raw
+    SP1: float | int | msgspec.Raw
+    SV1: float | int | msgspec.Raw
     TotalVol: float | int
-    Depth: dict[str, list[dict[str, float | int]]] | list[Any]
-    BS: list[dict[str, str | float | int]]
+    Depth: msgspec.Raw | list[Any]
+    """`{"Buy":[{"BP1":p,"BV1":v},...],"Sell":[...]}`, encoded in `_depth_json`."""
+    BS: msgspec.Raw | list[Any]
+    """`[{"time":..,"price":..,"size":..,"direction":..},...]`, each trade encoded once."""
     Info: dict[str, float | int] | list[Any]
     lastSize: float | int
     Diff: float | int
     DiffRate: float | int
+
+
+class _Trade(msgspec.Struct):
+    """One entry of `BS`, fields in wire order."""
+
+    time: str
+    price: float | int
+    size: float | int
+    direction: int
 
 
 class DayStats(msgspec.Struct):
@@ -69,13 +81,64 @@ def _whole(value: float) -> float | int:
     return value if value % 1 else int(value)
 
 
-def _levels(levels: list[tuple[float, float]], count: int, dec: int, vdec: int
-            ) -> list[tuple[float | int, float | int]]:
-    out = []
-    for price, volume in levels[:count]:
-        price, volume = round(price, dec), round(volume, vdec)
-        out.append((price if price % 1 else int(price), volume if volume % 1 else int(volume)))
-    return out
+_WIRE_CACHE = 4096
+"""Distinct raw numbers remembered per product with their wire form (books repeat prices)."""
+
+
+class _WireNumbers(dict[float, bytes]):
+    """Raw number -> its JSON text on the wire: rounded to `decimals`, integral ones as ints.
+
+    Remembered, as books repeat the same prices and sizes from update to update; at most
+    `_WIRE_CACHE` entries (then it starts afresh).
+    """
+
+    __slots__ = ("decimals",)
+
+    def __init__(self, decimals: int) -> None:
+        super().__init__()
+        self.decimals = decimals
+
+    def __missing__(self, value: float) -> bytes:
+        rounded = round(value, self.decimals)
+        text = _encode(rounded if rounded % 1 else int(rounded))
+        if len(self) >= _WIRE_CACHE:
+            self.clear()
+        self[value] = text
+        return text
+
+
+class _Rounded(dict[float, float]):
+    """Raw price -> `round(price, decimals)`, remembered (prices repeat), at most
+    `_WIRE_CACHE` entries."""
+
+    __slots__ = ("decimals",)
+
+    def __init__(self, decimals: int) -> None:
+        super().__init__()
+        self.decimals = decimals
+
+    def __missing__(self, value: float) -> float:
+        rounded = round(value, self.decimals)
+        if len(self) >= _WIRE_CACHE:
+            self.clear()
+        self[value] = rounded
+        return rounded
+
+
+def _side_template(keys: list[tuple[str, str]], count: int) -> bytes:
+    return b"[" + b",".join(b'{"%s":%%s,"%s":%%s}' % (k.encode(), vk.encode())
+                            for k, vk in keys[:count]) + b"]"
+
+
+@functools.cache
+def _depth_template(buys: int, sells: int) -> bytes:
+    """`Depth` with a `%s` for each number, for `buys` and `sells` levels."""
+    return (b'{"Buy":' + _side_template(_BUY_KEYS, buys) + b',"Sell":'
+            + _side_template(_SELL_KEYS, sells) + b"}")
+
+
+_Top = tuple[msgspec.Raw, msgspec.Raw]
+"""The best level of one side of the book: price and volume as they go on the wire."""
 
 
 class QuoteState:
@@ -87,11 +150,21 @@ class QuoteState:
         self._dec = product.precision
         self._vdec = product.volume_precision
         self.stats = DayStats()
-        self._bids: list[tuple[float | int, float | int]] = []
-        self._asks: list[tuple[float | int, float | int]] = []
+        # The book as the feed gave it; rounded for the wire only when a body is encoded
+        # (`_book`, None until then), so back-fills and replays that do not encode skip it.
+        self._bid_levels: list[tuple[float, float]] = []
+        self._ask_levels: list[tuple[float, float]] = []
+        self._book: tuple[_Top | None, _Top | None, bytes] | None = None
         self._trades: deque[tuple[int, float, float, int]] = deque(maxlen=RECENT_TRADES)
+        self._trades_json: deque[bytes] = deque(maxlen=RECENT_TRADES)
+        self._unencoded_trades = 0  # newest entries of `_trades` not yet in `_trades_json`
+        self._rounded = _Rounded(product.precision)
+        self._prices = _WireNumbers(product.precision)
+        self._volumes = _WireNumbers(product.volume_precision)
         self._day_span = (0, 0)  # [start, end) of stats.day in Unix ms, to skip zone math
         self._levels = product.depth or 1
+        self._limits_key: tuple[bool, float] | None = None
+        self._limits: tuple[float | int, float | int] | None = None
 
     @property
     def started(self) -> bool:
@@ -111,7 +184,8 @@ class QuoteState:
     def apply(self, update: Update) -> tuple[float, float]:
         """Fold an update in; returns (price, traded volume) for the K-line builders."""
         stats = self.stats
-        price = round(update.price, self._dec)
+        rounded = self._rounded
+        price = rounded[update.price]
         ts = update.ts
         if not self._day_span[0] <= ts < self._day_span[1]:
             self._day_span = self._tz.day_span(ts)
@@ -130,41 +204,39 @@ class QuoteState:
             stats.low = price
         stats.price = price
         stats.ts = update.ts
-        dec, vdec, levels = self._dec, self._vdec, self._levels
         if update.bids is not None:
-            self._bids = _levels(update.bids, levels, dec, vdec)
+            self._bid_levels = update.bids
+            self._book = None
         if update.asks is not None:
-            self._asks = _levels(update.asks, levels, dec, vdec)
+            self._ask_levels = update.asks
+            self._book = None
         traded = 0.0
         if update.trades:
+            vdec = self._vdec
             for trade_price, size, side in update.trades:
                 size = round(size, vdec)
                 traded += size
                 stats.amount += trade_price * size
                 stats.last_size = size
-                self._trades.appendleft((ts, round(trade_price, dec), size, side))
-            stats.volume = round(stats.volume + traded, self._vdec)
+                self._trades.appendleft((ts, rounded[trade_price], size, side))
+            self._unencoded_trades += len(update.trades)
+            stats.volume = round(stats.volume + traded, vdec)
         return price, traded
 
     def encode(self) -> bytes:
         """The quote object as JSON bytes, exactly as `body` goes on the wire.
 
-        Every number is already rounded (in `apply`); integral ones are written as ints, as
-        the vendor writes them.
+        Every number is rounded to the product's precision; integral ones are written as
+        ints, as the vendor writes them.
         """
         stats, dec = self.stats, self._dec
-        bids, asks = self._bids, self._asks
-        bp1, bv1 = bids[0] if bids else (stats.price, 0.0)
-        sp1, sv1 = asks[0] if asks else (stats.price, 0.0)
-        depth: dict[str, list[dict[str, float]]] | list[Any] = _EMPTY
-        if self.product.depth:
-            depth = {
-                "Buy": [{k: p, vk: v} for (k, vk), (p, v) in zip(_BUY_KEYS, bids, strict=False)],
-                "Sell": [{k: p, vk: v} for (k, vk), (p, v) in zip(_SELL_KEYS, asks, strict=False)],
-            }
+        if self._book is None:
+            self._book = self._encode_book()
+        best_bid, best_ask, depth_json = self._book
+        bp1, bv1 = best_bid if best_bid is not None else (_whole(stats.price), 0)
+        sp1, sv1 = best_ask if best_ask is not None else (_whole(stats.price), 0)
         diff = round(stats.price - stats.open, dec)
         rate = round(diff / stats.open * 100, 2) if stats.open else 0.0
-        hms = self._tz.format_hms
         return _encode(QuoteBody(
             StockCode=self.product.code,
             Price=_whole(stats.price),
@@ -174,19 +246,51 @@ class QuoteState:
             Low=_whole(stats.low),
             Time=self._tz.format(stats.ts),
             LastTime=str(stats.ts // 1000),
-            BP1=_whole(bp1),
-            BV1=_whole(bv1),
-            SP1=_whole(sp1),
-            SV1=_whole(sv1),
+            BP1=bp1,
+            BV1=bv1,
+            SP1=sp1,
+            SV1=sv1,
             TotalVol=_whole(stats.volume),
-            Depth=depth,
-            BS=[{"time": hms(ts), "price": _whole(price), "size": _whole(size), "direction": side}
-                for ts, price, size, side in self._trades] if self.product.trades else _EMPTY,
+            Depth=msgspec.Raw(depth_json) if self.product.depth else _EMPTY,
+            BS=self._encode_trades() if self.product.trades else _EMPTY,
             Info=self._info() or _EMPTY,
             lastSize=_whole(stats.last_size),
             Diff=_whole(diff),
             DiffRate=_whole(rate),
         ))
+
+    def _encode_book(self) -> tuple[_Top | None, _Top | None, bytes]:
+        """The best bid and ask (None for an empty side) and `Depth`, for the wire.
+
+        `Depth` is the JSON text of each number dropped into a template of the keys: the
+        same bytes as encoding `{"Buy":[{"BP1":p,"BV1":v},...],"Sell":[...]}`, without
+        building those dicts.
+        """
+        prices, volumes, levels = self._prices, self._volumes, self._levels
+        bids: list[bytes] = []
+        for price, volume in self._bid_levels[:levels]:
+            bids.append(prices[price])
+            bids.append(volumes[volume])
+        asks: list[bytes] = []
+        for price, volume in self._ask_levels[:levels]:
+            asks.append(prices[price])
+            asks.append(volumes[volume])
+        depth = _depth_template(len(bids) // 2, len(asks) // 2) % tuple(bids + asks) \
+            if self.product.depth else b""
+        raw = msgspec.Raw
+        return ((raw(bids[0]), raw(bids[1])) if bids else None,
+                (raw(asks[0]), raw(asks[1])) if asks else None, depth)
+
+    def _encode_trades(self) -> msgspec.Raw:
+        """`BS`, newest first; each trade is encoded once, when it is first shown."""
+        fresh = min(self._unencoded_trades, RECENT_TRADES)
+        if fresh:
+            hms, encoded = self._tz.format_hms, self._trades_json
+            for i in range(fresh - 1, -1, -1):
+                ts, price, size, side = self._trades[i]
+                encoded.appendleft(_encode(_Trade(hms(ts), _whole(price), _whole(size), side)))
+            self._unencoded_trades = 0
+        return msgspec.Raw(b"[" + b",".join(self._trades_json) + b"]")
 
     def _info(self) -> dict[str, float | int]:
         info: dict[str, float | int] = {}
@@ -194,7 +298,17 @@ class QuoteState:
             if key == "TotalAmount":
                 info[key] = num(self.stats.amount, 2)
             elif key in ("LimitUp", "LimitDown"):
-                bounds = self.limits()
+                bounds = self._wire_limits()
                 if bounds:
-                    info[key] = num(bounds[1] if key == "LimitUp" else bounds[0], self._dec)
+                    info[key] = bounds[1] if key == "LimitUp" else bounds[0]
         return info
+
+    def _wire_limits(self) -> tuple[float | int, float | int] | None:
+        """`limits()` in wire form, worked out again only when the previous close changes."""
+        key = (self.started, self.stats.last_close)
+        if self._limits_key != key:
+            bounds = self.limits()
+            self._limits = None if bounds is None else \
+                (num(bounds[0], self._dec), num(bounds[1], self._dec))
+            self._limits_key = key
+        return self._limits

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tickwire.catalogue import CatalogueError
-from tickwire.market.bars import BarBuilder, BarRow, BarSeries, Interval
+from tickwire.market.bars import BarBuilder, BarRow, BarSeries, Interval, volume_units
 from tickwire.market.clock import TimeZone
 from tickwire.market.hours import HoursError, TradingHours
 from tickwire.market.quotes import DayStats, QuoteState
@@ -18,7 +18,7 @@ StoredBar = tuple[str, str, BarRow]
 class ProductMarket:
     """One product's quote, its K-line series and its newest encoded body."""
 
-    __slots__ = ("_builders", "body", "hours", "product", "quote", "series")
+    __slots__ = ("_builders", "body", "hours", "product", "quote", "series", "volume_scale")
 
     def __init__(self, product: Product, tz: TimeZone, intervals: dict[str, Interval]) -> None:
         self.product = product
@@ -35,6 +35,7 @@ class ProductMarket:
             for name, interval in intervals.items()
         }
         self._builders = [s.builder for s in self.series.values()]
+        self.volume_scale = float(10 ** product.volume_precision)
         self.body: bytes | None = None
 
 
@@ -55,8 +56,9 @@ class Market:
             return None
         price, volume = pm.quote.apply(update)
         ts = update.ts
+        units = volume_units(volume, pm.volume_scale) if volume else None
         for builder in pm._builders:
-            builder.update(ts, price, volume)
+            builder.update(ts, price, volume, units)
             if builder.closed:
                 self._collect(pm, builder)
         self._touched.add(update.code)

@@ -1,0 +1,45 @@
+"""Every benchmark in benchmarks/ runs at tiny size (`--quick`), so that they keep working.
+
+No timing is asserted: a quick run's figures mean nothing. Each must exit 0 and write its JSON
+result with the machine, the command and its targets. Benchmarks that need wrk skip without
+it (Debian package `wrk`; CI installs it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+NEEDS_WRK = {"bench_http.py", "bench_growth.py"}
+NEEDS_WEBSOCKETS = {"bench_fanout.py", "bench_idle.py"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("script", ["bench_ingest.py", "bench_fanout.py", "bench_idle.py",
+                                    "bench_http.py", "bench_growth.py"])
+def test_benchmark_runs_at_tiny_size(script: str, tmp_path: Path) -> None:
+    if script in NEEDS_WRK and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian package `wrk`)")
+    if script in NEEDS_WEBSOCKETS and importlib.util.find_spec("websockets") is None:
+        pytest.skip("websockets is not installed (the `dev` extra has it)")
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=100,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    results = list(tmp_path.glob("*.json"))
+    assert len(results) == 1, proc.stdout[-2000:]
+    result = json.loads(results[0].read_text())
+    assert result["command"].endswith("--quick --out " + str(tmp_path))
+    assert result["machine"]["cores"]
+    assert result["targets"]
+    assert all(t["met"] is None for t in result["targets"].values())  # quick: no verdicts
