@@ -57,17 +57,6 @@ class Update(msgspec.Struct, array_like=True):
     trades: list[tuple[float, float, int]] = []
 
 
-class Bar(msgspec.Struct, frozen=True, array_like=True):
-    """One K-line: open time (Unix ms), OHLC and volume."""
-
-    open_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-
-
 def num(value: float, decimals: int) -> float | int:
     """Round to `decimals` places; an integral result is an int, as the vendor writes it."""
     rounded = round(value, decimals)
