@@ -161,7 +161,7 @@ class _RawConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         for code in self.codes:
-            self.impl.subs.get(code, set()).discard(self.transport)  # type: ignore[arg-type]
+            self.impl.subs.get(code, set()).discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
@@ -315,7 +315,7 @@ class AiohttpImpl(Impl):
         assert server is not None
         return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
-    async def publish(self, batch: Batch) -> None:  # type: ignore[override]
+    async def publish(self, batch: Batch) -> None:
         subs = self.subs
         for code, body in batch:
             text = push(body).decode()
@@ -547,15 +547,19 @@ def conduct(args: Any) -> None:
                                        fixed["p50_ms"], fixed["p99_ms"], fixed["server_cpu"],
                                        fixed["client_cpu"], "yes" if fixed["ok"] else "NO"])
                 outcome["message_bytes"] = run.message_bytes
+                results["settings"]["message_bytes"] = run.message_bytes
                 results["runs"][f"{impl}/{clients}"] = outcome
             best = outcome["best"] or {}
             failed = outcome["steps"][-1] if outcome["steps"] else {}
             for row in outcome["steps"]:
                 if not row["ok"] and row["offered"] == outcome["first_failure"]:
                     failed = row
+            per_delivery = best["server_core_busy"] * 1e4 / best["deliveries_per_s"] \
+                if best else None
+            outcome["server_us_per_delivery"] = per_delivery
             rows.append([impl, clients, best.get("deliveries_per_s", 0.0),
                          best.get("p50_ms"), best.get("p99_ms"), best.get("server_cpu"),
-                         best.get("server_core_busy"), best.get("client_cpu"),
+                         best.get("server_core_busy"), per_delivery, best.get("client_cpu"),
                          failed.get("saturated", "-") if not failed.get("ok", True) else "-"])
     for row in rows:
         raw = results["runs"].get(f"raw/{row[1]}", {}).get("best")
@@ -563,7 +567,7 @@ def conduct(args: Any) -> None:
     table("Fan-out: maximum deliveries/s with p99 <= "
           f"{args.p99_limit_ms:g} ms and nothing missed",
           ["server", "clients", "deliveries/s", "p50 ms", "p99 ms", "server cpu %",
-           "core busy %", "client cpu %", "limit", "x raw"], rows)
+           "core busy %", "core us/delivery", "client cpu %", "limit", "x raw"], rows)
     table(f"Fan-out at {fixed_rate:,.0f} deliveries/s to {max(client_counts)} clients",
           ["server", "clients", "deliveries/s", "p50 ms", "p99 ms", "server cpu %",
            "client cpu %", "ok"], fixed_rows)

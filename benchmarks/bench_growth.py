@@ -152,7 +152,7 @@ def main() -> None:
     labels = list(reads)
     small, big = reads[labels[0]]["stored"], reads[labels[-1]]["stored"]
     ratio = big["p99_ms"] / small["p99_ms"]
-    targets = {
+    targets: dict[str, dict[str, Any]] = {
         f"redis.php p99 with {labels[-1]} < 2 x with {labels[0]}": {
             "figure": f"{big['p99_ms']:.1f} vs {small['p99_ms']:.1f} ms ({ratio:.2f} x)",
             "met": None if quick else ratio < 2 and big["errors"] == 0},

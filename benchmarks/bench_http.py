@@ -166,18 +166,23 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}"
             baseline = {name: measure(url, name, args, seconds, args.connections, base.pid)
                         for name in PATHS}
+    for runs in (alone, loaded, baseline):
+        for r in runs.values():  # server CPU per request: holds whichever side was the limit
+            r["cpu_us_per_request"] = r["server_cpu"] * 1e4 / r["rps"]
     for name in PATHS:
         a, b = alone[name], baseline[name]
         rows.append([name, "alone", a["rps"], a["p50_ms"], a["p99_ms"], a["server_cpu"],
-                     b["rps"], a["rps"] / b["rps"], None, a["errors"]])
+                     a["cpu_us_per_request"], b["rps"], b["server_cpu"],
+                     b["cpu_us_per_request"], None, a["errors"]])
         if name in loaded:
             c = loaded[name]
             rows.append([name, "with fan-out", c["rps"], c["p50_ms"], c["p99_ms"],
-                         c["server_cpu"], b["rps"], c["rps"] / b["rps"], c["fanout_per_s"],
+                         c["server_cpu"], None, None, None, None, c["fanout_per_s"],
                          c["errors"]])
     table(f"HTTP: requests/s with wrk ({args.connections} connections, {seconds:g} s)",
-          ["path", "load", "requests/s", "p50 ms", "p99 ms", "server cpu %",
-           "baseline r/s", "x baseline", "fan-out/s", "errors"], rows)
+          ["path", "load", "requests/s", "p50 ms", "p99 ms", "server cpu %", "cpu us/req",
+           "baseline r/s", "baseline cpu %", "baseline us/req", "fan-out/s", "errors"],
+          rows)
     print(f"fan-out before wrk started: {idle_fanout:,.0f} deliveries/s")
     results.update({"alone": alone, "with_fanout": loaded, "baseline": baseline,
                     "fanout_before_wrk_per_s": idle_fanout})

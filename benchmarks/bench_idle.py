@@ -128,7 +128,7 @@ def main() -> None:
           ["server", "connections", "RSS before MiB", "RSS with them MiB",
            "KiB/connection", "connect s", "closed"], rows)
     tw = runs["tickwire"]
-    targets = {
+    targets: dict[str, dict[str, Any]] = {
         f"RSS <= 256 MiB with {count:,} connections": {
             "figure": f"{tw['peak'] / MIB:.1f} MiB",
             "met": None if args.quick else tw["peak"] <= 256 * MIB and tw["closed"] == 0},

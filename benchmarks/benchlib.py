@@ -105,15 +105,22 @@ def machine() -> dict[str, Any]:
     mem_kib = 0
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("tickwire", "aiohttp", "uvloop", "msgspec", "websockets"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
     wrk = shutil.which("wrk")
+    system = platform.system()
+    with contextlib.suppress(OSError):
+        system = platform.freedesktop_os_release().get("PRETTY_NAME", system)
+    virtual = False
+    with contextlib.suppress(OSError):
+        virtual = " hypervisor " in Path("/proc/cpuinfo").read_text()
     return {
         "cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
+        "os": system, "virtual_machine": virtual,
         "kernel": platform.release(), "python": platform.python_version(),
         "packages": versions, "taskset": shutil.which("taskset") is not None,
         "wrk": _wrk_version(wrk) if wrk else None,

@@ -103,7 +103,7 @@ class Client(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        transport.write(self._request)
+        self.transport.write(self._request)  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._open:

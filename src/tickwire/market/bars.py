@@ -118,20 +118,24 @@ class BarBuilder:
         self.last_close = row[4]
 
     def update(self, ts_ms: int, price: float, volume: float, units: int | None = None
-               ) -> None:
-        """Fold in a price and a traded volume at `ts_ms`. `units` is the volume as whole
-        units of the volume precision when it is one (`volume_units(volume, scale)`), which
-        saves rounding the bar's volume on every update: the result is the same."""
+               ) -> bool:
+        """Fold in a price and a traded volume at `ts_ms`; True when that closed bars (they
+        are in `closed`). `units` is the volume as whole units of the volume precision when
+        it is one (`volume_units(volume, scale)`), which saves rounding the bar's volume on
+        every update: the result is the same."""
+        rolled = False
         if ts_ms < self.since:
-            return
+            return False
         if ts_ms >= self._end:
             self._roll(ts_ms, force_open=True)
+            rolled = True
         elif self._start is None:
             if self.interval.floor(ts_ms) != self.interval.floor(self._end - 1):
-                return  # late event for a bar already accounted for
+                return False  # late event for a bar already accounted for
             self._roll(ts_ms, force_open=True)  # data inside an idle (closed-hours) bar
+            rolled = True
         elif ts_ms < self._start:
-            return  # late event for a bar already closed: bars never reopen
+            return False  # late event for a bar already closed: bars never reopen
         if self._has_data:
             if price > self._h:
                 self._h = price
@@ -153,6 +157,7 @@ class BarBuilder:
                 self._v = round(volume, self._vdec)
                 self._units = None
             self._has_data = True
+        return rolled
 
     def _volume(self) -> float:
         return self._v if self._units is None else self._units / self._scale

@@ -40,7 +40,7 @@ class QuoteBody(msgspec.Struct):
     SV1: float | int | msgspec.Raw
     TotalVol: float | int
     Depth: msgspec.Raw | list[Any]
-    """`{"Buy":[{"BP1":p,"BV1":v},...],"Sell":[...]}`, encoded in `_depth_json`."""
+    """`{"Buy":[{"BP1":p,"BV1":v},...],"Sell":[...]}`, written by `QuoteState._encode_book`."""
     BS: msgspec.Raw | list[Any]
     """`[{"time":..,"price":..,"size":..,"direction":..},...]`, each trade encoded once."""
     Info: dict[str, float | int] | list[Any]
@@ -161,7 +161,7 @@ class QuoteState:
         self._rounded = _Rounded(product.precision)
         self._prices = _WireNumbers(product.precision)
         self._volumes = _WireNumbers(product.volume_precision)
-        self._day_span = (0, 0)  # [start, end) of stats.day in Unix ms, to skip zone math
+        self._day_start = self._day_end = 0  # [start, end) of stats.day in Unix ms
         self._levels = product.depth or 1
         self._limits_key: tuple[bool, float] | None = None
         self._limits: tuple[float | int, float | int] | None = None
@@ -187,9 +187,9 @@ class QuoteState:
         rounded = self._rounded
         price = rounded[update.price]
         ts = update.ts
-        if not self._day_span[0] <= ts < self._day_span[1]:
-            self._day_span = self._tz.day_span(ts)
-        day = self._day_span[0]
+        if not self._day_start <= ts < self._day_end:
+            self._day_start, self._day_end = self._tz.day_span(ts)
+        day = self._day_start
         if day != stats.day:
             if stats.day < 0:
                 stats.last_close = price

@@ -58,8 +58,7 @@ class Market:
         ts = update.ts
         units = volume_units(volume, pm.volume_scale) if volume else None
         for builder in pm._builders:
-            builder.update(ts, price, volume, units)
-            if builder.closed:
+            if builder.update(ts, price, volume, units):
                 self._collect(pm, builder)
         self._touched.add(update.code)
         if not encode:
