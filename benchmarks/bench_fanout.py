@@ -307,13 +307,7 @@ class AiohttpImpl(Impl):
 
         app = web.Application()
         app.router.add_get("/ws", handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        server = site._server
-        assert server is not None
-        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        return await benchlib.serve_aiohttp(app)
 
     async def publish(self, batch: Batch) -> None:
         subs = self.subs

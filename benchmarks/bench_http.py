@@ -55,13 +55,7 @@ async def baseline_role(bodies_file: Path) -> None:
     app = web.Application()
     for path, body in bodies.items():
         app.router.add_get(path, handler_for(body))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-    await site.start()
-    server = site._server
-    assert server is not None
-    benchlib.reply({"port": server.sockets[0].getsockname()[1]})  # type: ignore[attr-defined]
+    benchlib.reply({"port": await benchlib.serve_aiohttp(app)})
     await benchlib.serve_commands(_no_commands)
 
 

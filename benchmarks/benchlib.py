@@ -506,3 +506,16 @@ if __name__ == "__main__" and sys.argv[1:2] == ["exec-with-open-files"]:
     # only, then become `cmd` (the limit is inherited; the user's system is not touched).
     raise_open_files(int(sys.argv[2]))
     os.execv(sys.argv[3], sys.argv[3:])
+
+
+async def serve_aiohttp(app: Any) -> int:
+    """Run an aiohttp app (a baseline) on a free loopback port; the port."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    server = site._server
+    assert server is not None
+    return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
