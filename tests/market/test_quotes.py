@@ -343,3 +343,26 @@ def test_market_feeds_the_same_price_to_quote_and_bars() -> None:
     forming = market.products["fx_sgbpusd"].series["1m"].builder.forming()
     assert forming == (at(2024, 3, 6, 10), 1.23457, 1.23457, 1.23457, 1.23457, 0.0)
     assert json.loads(market.products["fx_sgbpusd"].body or b"")["Price"] == 1.23457
+
+
+def test_a_saved_quote_restores_whole_book_and_trades_included() -> None:
+    """A restart serves the same body as before it, before the feed's next update."""
+    from tickwire.catalogue import load_catalogue
+    from tickwire.market.clock import TimeZone as Zone
+    from tickwire.market.quotes import DayStats, QuoteState
+    from tickwire.models import Update as Tick
+
+    product = load_catalogue().products["btcusdt"]
+    zone = Zone("Asia/Shanghai")
+    before = QuoteState(product, zone)
+    for i in range(8):
+        before.apply(Tick("btcusdt", 1_700_000_000_000 + i * 1000, 100.0 + i,
+                          [(100.0 + i - j * 0.01, 1.5 + j) for j in range(10)],
+                          [(100.01 + i + j * 0.01, 2.5 + j) for j in range(10)],
+                          [(100.0 + i, 0.25, 2 if i % 2 else 1)]))
+    body = before.encode()
+    stored = msgspec.json.decode(msgspec.json.encode(before.saved()), type=DayStats)
+    after = QuoteState(product, zone)
+    after.restore(stored)
+    assert after.encode() == body
+    assert after.stats.bids == [] and before.stats.bids == []  # only the saved copy holds them

@@ -71,6 +71,10 @@ class DayStats(msgspec.Struct):
     volume: float = 0.0
     amount: float = 0.0
     last_size: float = 0.0
+    bids: list[tuple[float, float]] = []
+    asks: list[tuple[float, float]] = []
+    trades: list[tuple[int, float, float, int]] = []
+    """The book and recent trades (newest first); filled only in a saved copy (`saved()`)."""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -170,8 +174,19 @@ class QuoteState:
     def started(self) -> bool:
         return self.stats.day >= 0
 
-    def restore(self, stats: DayStats) -> None:
-        self.stats = stats
+    def saved(self) -> DayStats:
+        """The state to persist: the day's statistics with the book and recent trades, so a
+        restart serves the whole quote before the feed's next update."""
+        return msgspec.structs.replace(self.stats, bids=list(self._bid_levels),
+                                       asks=list(self._ask_levels), trades=list(self._trades))
+
+    def restore(self, saved: DayStats) -> None:
+        self._bid_levels, self._ask_levels = saved.bids, saved.asks
+        self._trades = deque(saved.trades, maxlen=RECENT_TRADES)
+        self._trades_json.clear()
+        self._unencoded_trades = len(self._trades)
+        self._book = None
+        self.stats = msgspec.structs.replace(saved, bids=[], asks=[], trades=[])
 
     def limits(self) -> tuple[float, float] | None:
         """Today's (LimitDown, LimitUp), for products with a daily price limit."""

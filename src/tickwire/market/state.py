@@ -110,7 +110,7 @@ class Market:
                 if row is not None:
                     forming.append((code, name, row))
             if pm.quote.started:
-                stats.append((code, pm.quote.stats))
+                stats.append((code, pm.quote.saved()))
         self._touched.clear()
         return closed, forming, stats
 
