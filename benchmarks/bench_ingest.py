@@ -11,7 +11,9 @@ is the best of a few passes over the same updates, a fresh market for each pass:
 - core, live: `Market.apply(update)`, the same plus the body encoded once for the wire;
 - pipeline + SQLite: `Pipeline.publish` in feed-sized batches with `advance` per batch,
   `persist` every 0.25 s of wall time (as the server does) into a real `SqliteStore`, and the
-  clock stopped only when the store's writer has committed everything.
+  clock stopped only when the store's writer has committed everything. Run twice: as the
+  server runs it with nobody subscribed (a body is encoded only when read), and with every
+  product subscribed, so that every update is encoded and published on the bus.
 
     .venv/bin/python benchmarks/bench_ingest.py            # the full run (about a minute)
     .venv/bin/python benchmarks/bench_ingest.py --quick    # a tiny run for CI
@@ -119,9 +121,17 @@ def core(encoded: list[bytes], encode: bool) -> float:
     return timed(encoded, work)
 
 
-def pipeline(encoded: list[bytes], workdir: Path) -> tuple[float, int]:
+def pipeline(encoded: list[bytes], workdir: Path, watched: bool) -> tuple[float, int]:
     store = SqliteStore(workdir / f"ingest-{time.monotonic_ns()}.sqlite3")
-    pipe = Pipeline(fresh_market(), MemoryBus(), store)
+    bus = MemoryBus()
+    published = 0
+
+    def count(batch: list[tuple[str, bytes]]) -> None:
+        nonlocal published
+        published += len(batch)
+
+    bus.subscribe(count)
+    pipe = Pipeline(fresh_market(), bus, store, wanted=lambda code: watched)
     persist_at = time.monotonic() + 0.25
 
     def work(updates: list[Update]) -> None:
@@ -141,6 +151,7 @@ def pipeline(encoded: list[bytes], workdir: Path) -> tuple[float, int]:
     seconds += time.perf_counter() - began
     rows = store.count_bars()
     store.close()
+    assert published == (pipe.updates_in if watched else 0), (published, pipe.updates_in)
     return seconds, rows
 
 
@@ -161,18 +172,23 @@ def main() -> None:
     del updates
     print(f"made the updates in {made:.1f} s ({span:,.0f} s of event time, "
           f"{products} products)")
-    results: dict[str, list[float]] = {"bare": [], "core": [], "live": [], "pipeline": []}
+    results: dict[str, list[float]] = {"bare": [], "core": [], "live": [], "pipeline": [],
+                                       "pipeline_watched": []}
     stored = 0
     with tempfile.TemporaryDirectory(prefix="tickwire-ingest-") as tmp:
         for _ in range(repeats):
             results["bare"].append(bare(encoded))
             results["core"].append(core(encoded, encode=False))
             results["live"].append(core(encoded, encode=True))
-            seconds, stored = pipeline(encoded, Path(tmp))
+            seconds, stored = pipeline(encoded, Path(tmp), watched=False)
             results["pipeline"].append(seconds)
+            seconds, _ = pipeline(encoded, Path(tmp), watched=True)
+            results["pipeline_watched"].append(seconds)
     rates = {k: count / min(v) for k, v in results.items()}
     labels = {"bare": "bare loop (baseline)", "core": "core: quote + 7 intervals",
-              "live": "core, live: + body encoded", "pipeline": "pipeline + SQLite"}
+              "live": "core, live: + body encoded",
+              "pipeline": "pipeline + SQLite (bodies encoded when read)",
+              "pipeline_watched": "pipeline + SQLite, every product subscribed"}
     targets = {"core": 300_000, "pipeline": 100_000}
     rows = []
     for key, label in labels.items():

@@ -332,8 +332,10 @@ def test_market_keeps_one_quote_per_product() -> None:
     assert market.apply(Update("nosuch", SAMPLE_TS, 1.0)) is None
     assert market.apply(Update("fx_sgbpusd", SAMPLE_TS, 1.3320, None, None), encode=False) \
         is None
-    assert market.refresh_body("fx_sgbpusd") == market.products["fx_sgbpusd"].quote.encode()
+    assert market.products["fx_sgbpusd"].body is None  # encoded when read
+    assert market.body("fx_sgbpusd") == market.products["fx_sgbpusd"].quote.encode()
     assert json.loads(market.products["fx_sgbpusd"].body or b"")["Price"] == 1.332
+    assert market.body("nosuch") is None
 
 
 def test_market_feeds_the_same_price_to_quote_and_bars() -> None:

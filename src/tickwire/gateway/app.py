@@ -55,11 +55,11 @@ def build_state(config: Config) -> AppState:
     market = Market(catalogue.products.values(), tz)
     store = SqliteStore(Path(config.server.data_dir) / "tickwire.sqlite3")
     bus = MemoryBus()
-    _restore(market, store, bus)
+    _restore(market, store)
     refusals = Refusals()
-    hub = Hub(config.websocket, bus.latest, lambda code: code in market.products, refusals)
+    hub = Hub(config.websocket, market.body, lambda code: code in market.products, refusals)
     bus.subscribe(hub.on_batch)
-    pipeline = Pipeline(market, bus, store)
+    pipeline = Pipeline(market, bus, store, wanted=hub.watched)
     feeds: list[Feed] = []
     for feed in config.feeds:
         products = [catalogue.products[c] for c in feed.codes if c in catalogue.products] \
@@ -69,7 +69,7 @@ def build_state(config: Config) -> AppState:
     return AppState(config, catalogue, market, store, bus, hub, pipeline, feeds, refusals)
 
 
-def _restore(market: Market, store: SqliteStore, bus: MemoryBus) -> None:
+def _restore(market: Market, store: SqliteStore) -> None:
     """Resume the market from the store: recent bars per interval and the day's statistics."""
     began = time.monotonic()
     if store.is_empty():
@@ -82,9 +82,6 @@ def _restore(market: Market, store: SqliteStore, bus: MemoryBus) -> None:
     for code, stats in store.load_stats().items():
         if code in market.products:
             market.restore_stats(code, stats)
-            body = market.products[code].body
-            if body is not None:
-                bus.publish([(code, body)])
     log.info("restored from store", extra={"seconds": round(time.monotonic() - began, 3)})
 
 

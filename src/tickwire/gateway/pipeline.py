@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from tickwire.engine.base import Bus
 from tickwire.engine.sqlite import SqliteStore
@@ -10,39 +11,56 @@ from tickwire.market import Market
 from tickwire.models import Update
 
 
-class Pipeline:
-    """The feeds' sink: folds updates into the market, publishes bodies, persists changes."""
+def _everything(code: str) -> bool:
+    return True
 
-    def __init__(self, market: Market, bus: Bus, store: SqliteStore) -> None:
+
+class Pipeline:
+    """The feeds' sink: folds updates into the market, publishes bodies, persists changes.
+
+    Each update of a product in `wanted` (one someone is subscribed to) is encoded once and
+    published; the others are encoded only when read (`Market.body`), as most of a large
+    catalogue is watched by nobody most of the time.
+    """
+
+    def __init__(self, market: Market, bus: Bus, store: SqliteStore,
+                 wanted: Callable[[str], bool] = _everything) -> None:
         self.market = market
         self.bus = bus
         self.store = store
+        self.wanted = wanted
         self.updates_in = 0
         self.unknown = 0
         self._empty_store = store.is_empty()
 
     def publish(self, updates: list[Update]) -> None:
-        apply = self.market.apply
+        market, wanted = self.market, self.wanted
+        known, apply = market.products, market.apply
         batch = []
         for update in updates:
-            body = apply(update)
-            if body is None:
+            code = update.code
+            if code not in known:
                 self.unknown += 1
+            elif wanted(code):
+                body = apply(update)
+                if body is not None:
+                    batch.append((code, body))
             else:
-                batch.append((update.code, body))
+                apply(update, encode=False)
         self.updates_in += len(updates)
-        self.bus.publish(batch)
+        if batch:
+            self.bus.publish(batch)
 
     def backfill(self, updates: list[Update]) -> None:
-        if not updates:
-            return
+        """History: folded in without encoding; the newest is published as a live one."""
         apply = self.market.apply
         for update in updates[:-1]:
             apply(update, encode=False)
-        last = updates[-1]
-        body = apply(last)
-        if body is not None:
-            self.bus.publish([(last.code, body)])
+        if updates:
+            last = updates[-1]
+            body = apply(last) if self.wanted(last.code) else apply(last, encode=False)
+            if body is not None:
+                self.bus.publish([(last.code, body)])
 
     def advance(self, now_ms: int) -> None:
         self.market.advance(now_ms)

@@ -57,7 +57,7 @@ class AppState:
         return code in self.market.products
 
     def latest(self, code: str) -> bytes | None:
-        return self.bus.latest(code)
+        return self.market.body(code)
 
     def limit_quotes(self, request: web.Request, codes: list[str]) -> None:
         ip = client_ip(request)

@@ -70,6 +70,10 @@ class Hub:
         self.stats = HubStats()
         self._background: set[asyncio.Task[None]] = set()
 
+    def watched(self, code: str) -> bool:
+        """Whether any connection is subscribed to `code`."""
+        return code in self.subscribers
+
     @property
     def subscription_count(self) -> int:
         return sum(len(c.codes) for c in self.connections)

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from tickwire.market.bars import volume_units
 from tickwire.market.clock import TimeZone
 from tickwire.models import Product, Update, num
 
@@ -129,6 +130,26 @@ class _Rounded(dict[float, float]):
         return rounded
 
 
+class _Sizes(dict[float, tuple[float, int | None]]):
+    """Raw trade size -> (size rounded to the volume precision, the same in whole units of
+    it or None, as `volume_units`), remembered (sizes repeat), at most `_WIRE_CACHE`
+    entries."""
+
+    __slots__ = ("decimals", "scale")
+
+    def __init__(self, decimals: int) -> None:
+        super().__init__()
+        self.decimals = decimals
+        self.scale = float(10 ** decimals)
+
+    def __missing__(self, value: float) -> tuple[float, int | None]:
+        rounded = round(value, self.decimals)
+        if len(self) >= _WIRE_CACHE:
+            self.clear()
+        entry = self[value] = (rounded, volume_units(rounded, self.scale))
+        return entry
+
+
 def _side_template(keys: list[tuple[str, str]], count: int) -> bytes:
     return b"[" + b",".join(b'{"%s":%%s,"%s":%%s}' % (k.encode(), vk.encode())
                             for k, vk in keys[:count]) + b"]"
@@ -163,6 +184,10 @@ class QuoteState:
         self._trades_json: deque[bytes] = deque(maxlen=RECENT_TRADES)
         self._unencoded_trades = 0  # newest entries of `_trades` not yet in `_trades_json`
         self._rounded = _Rounded(product.precision)
+        self._sizes = _Sizes(product.volume_precision)
+        self._volume_units: int | None = None
+        """Today's volume in whole units of the volume precision while it is one (see
+        `volume_units`): adding units is exact and cheaper than rounding each sum."""
         self._prices = _WireNumbers(product.precision)
         self._volumes = _WireNumbers(product.volume_precision)
         self._day_start = self._day_end = 0  # [start, end) of stats.day in Unix ms
@@ -187,6 +212,7 @@ class QuoteState:
         self._unencoded_trades = len(self._trades)
         self._book = None
         self.stats = msgspec.structs.replace(saved, bids=[], asks=[], trades=[])
+        self._volume_units = volume_units(saved.volume, self._sizes.scale)
 
     def limits(self) -> tuple[float, float] | None:
         """Today's (LimitDown, LimitUp), for products with a daily price limit."""
@@ -196,8 +222,10 @@ class QuoteState:
         base = self.stats.last_close
         return round(base * (1 - pct), self._dec), round(base * (1 + pct), self._dec)
 
-    def apply(self, update: Update) -> tuple[float, float]:
-        """Fold an update in; returns (price, traded volume) for the K-line builders."""
+    def apply(self, update: Update) -> tuple[float, float, int | None]:
+        """Fold an update in; returns the price and the traded volume for the K-line
+        builders, the volume also as whole units of the volume precision when it is one
+        (`volume_units`; None when it is not, or nothing traded)."""
         stats = self.stats
         rounded = self._rounded
         price = rounded[update.price]
@@ -213,30 +241,42 @@ class QuoteState:
             stats.day = day
             stats.open = stats.high = stats.low = price
             stats.volume = stats.amount = 0.0
+            self._volume_units = 0
         if price > stats.high:
             stats.high = price
         if price < stats.low:
             stats.low = price
         stats.price = price
-        stats.ts = update.ts
+        stats.ts = ts
         if update.bids is not None:
             self._bid_levels = update.bids
             self._book = None
         if update.asks is not None:
             self._ask_levels = update.asks
             self._book = None
+        if not update.trades:
+            return price, 0.0, None
         traded = 0.0
-        if update.trades:
-            vdec = self._vdec
-            for trade_price, size, side in update.trades:
-                size = round(size, vdec)
-                traded += size
-                stats.amount += trade_price * size
-                stats.last_size = size
-                self._trades.appendleft((ts, rounded[trade_price], size, side))
-            self._unencoded_trades += len(update.trades)
-            stats.volume = round(stats.volume + traded, vdec)
-        return price, traded
+        units: int | None = 0
+        sizes = self._sizes
+        for trade_price, raw_size, side in update.trades:
+            size, size_units = sizes[raw_size]
+            traded += size
+            units = None if units is None or size_units is None else units + size_units
+            stats.amount += trade_price * size
+            stats.last_size = size
+            self._trades.appendleft((ts, rounded[trade_price], size, side))
+        self._unencoded_trades += len(update.trades)
+        if not traded:
+            return price, 0.0, None
+        total = self._volume_units
+        if units is None or total is None:
+            stats.volume = round(stats.volume + traded, self._vdec)
+            self._volume_units = None
+        else:
+            self._volume_units = total = total + units
+            stats.volume = total / sizes.scale
+        return price, traded, units
 
     def encode(self) -> bytes:
         """The quote object as JSON bytes, exactly as `body` goes on the wire.

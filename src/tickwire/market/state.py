@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tickwire.catalogue import CatalogueError
-from tickwire.market.bars import BarBuilder, BarRow, BarSeries, Interval, volume_units
+from tickwire.market.bars import BarBuilder, BarRow, BarSeries, Interval
 from tickwire.market.clock import TimeZone
 from tickwire.market.hours import HoursError, TradingHours
 from tickwire.market.quotes import DayStats, QuoteState
@@ -18,7 +18,7 @@ StoredBar = tuple[str, str, BarRow]
 class ProductMarket:
     """One product's quote, its K-line series and its newest encoded body."""
 
-    __slots__ = ("_builders", "body", "hours", "product", "quote", "series", "volume_scale")
+    __slots__ = ("_builders", "body", "hours", "product", "quote", "series")
 
     def __init__(self, product: Product, tz: TimeZone, intervals: dict[str, Interval]) -> None:
         self.product = product
@@ -35,8 +35,8 @@ class ProductMarket:
             for name, interval in intervals.items()
         }
         self._builders = [s.builder for s in self.series.values()]
-        self.volume_scale = float(10 ** product.volume_precision)
         self.body: bytes | None = None
+        """The quote encoded for the wire; None until `Market.body` encodes the newest one."""
 
 
 class Market:
@@ -50,25 +50,33 @@ class Market:
         self._touched: set[str] = set()
 
     def apply(self, update: Update, encode: bool = True) -> bytes | None:
-        """Fold one update in; the product's new body (None for an unknown code or no encode)."""
+        """Fold one update in; the product's new body (None for an unknown code or no encode).
+
+        Without `encode` the body is left to `body()`, which encodes it when it is read: a
+        history fill, a replay or a product nobody watches never pays for it."""
         pm = self.products.get(update.code)
         if pm is None:
             return None
-        price, volume = pm.quote.apply(update)
+        price, volume, units = pm.quote.apply(update)
         ts = update.ts
-        units = volume_units(volume, pm.volume_scale) if volume else None
         for builder in pm._builders:
             if builder.update(ts, price, volume, units):
                 self._collect(pm, builder)
         self._touched.add(update.code)
         if not encode:
+            pm.body = None
             return None
         pm.body = pm.quote.encode()
         return pm.body
 
-    def refresh_body(self, code: str) -> bytes | None:
-        pm = self.products[code]
-        pm.body = pm.quote.encode() if pm.quote.started else None
+    def body(self, code: str) -> bytes | None:
+        """The product's quote as it goes on the wire (None before its first update), encoded
+        now if updates have come in since it last was."""
+        pm = self.products.get(code)
+        if pm is None:
+            return None
+        if pm.body is None and pm.quote.started:
+            pm.body = pm.quote.encode()
         return pm.body
 
     def advance(self, now_ms: int) -> None:
@@ -96,7 +104,7 @@ class Market:
 
     def restore_stats(self, code: str, stats: DayStats) -> None:
         self.products[code].quote.restore(stats)
-        self.refresh_body(code)
+        self.products[code].body = None
 
     def take_changes(self) -> tuple[list[StoredBar], list[StoredBar], list[tuple[str, DayStats]]]:
         """What changed since the last call: finished bars, forming bars, day statistics."""
