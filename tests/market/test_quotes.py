@@ -368,3 +368,67 @@ def test_a_saved_quote_restores_whole_book_and_trades_included() -> None:
     after.restore(stored)
     assert after.encode() == body
     assert after.stats.bids == [] and before.stats.bids == []  # only the saved copy holds them
+
+
+# ---- the encoder against a plain reference ------------------------------------------------
+
+def reference_body(q: QuoteState) -> bytes:
+    """The body built the plain way: a dict in wire order, every number through `num`."""
+    from tickwire.models import num
+
+    s, p = q.stats, q.product
+    dec, vdec = p.precision, p.volume_precision
+
+    def levels(side: list[tuple[float, float]], key: str) -> list[dict[str, float | int]]:
+        return [{f"{key}P{i}": num(price, dec), f"{key}V{i}": num(size, vdec)}
+                for i, (price, size) in enumerate(side[:p.depth or 1], 1)]
+
+    buy, sell = levels(q._bid_levels, "B"), levels(q._ask_levels, "S")
+    diff = round(s.price - s.open, dec)
+    return msgspec.json.encode({
+        "StockCode": p.code, "Price": num(s.price, dec), "Open": num(s.open, dec),
+        "LastClose": num(s.last_close, dec), "High": num(s.high, dec), "Low": num(s.low, dec),
+        "Time": TZ.format(s.ts), "LastTime": str(s.ts // 1000),
+        "BP1": buy[0]["BP1"] if buy else num(s.price, dec), "BV1": buy[0]["BV1"] if buy else 0,
+        "SP1": sell[0]["SP1"] if sell else num(s.price, dec), "SV1": sell[0]["SV1"] if sell else 0,
+        "TotalVol": num(s.volume, vdec),
+        "Depth": {"Buy": buy, "Sell": sell} if p.depth else [],
+        "BS": [{"time": TZ.format_hms(ts), "price": num(price, dec), "size": num(size, vdec),
+                "direction": side} for ts, price, size, side in q._trades] if p.trades else [],
+        "Info": q._info() or [],
+        "lastSize": num(s.last_size, vdec), "Diff": num(diff, dec),
+        "DiffRate": num(diff / s.open * 100, 2) if s.open else 0,
+    })
+
+
+def noisy(rng: Any, value: float) -> float:
+    """`value`, now and then with float noise such as 27206.019999999997."""
+    return value + rng.choice([0.0, 0.0, 1e-9, -1e-9])
+
+
+@pytest.mark.parametrize("code", ["fx_seurusd", "hf_CL", "hf_HG", "nf_IF0", "btcusdt", "HX_HSI"])
+def test_the_encoded_body_equals_a_plain_encoding(code: str) -> None:
+    """Over random updates (noisy numbers, whole numbers, empty and short books, several
+    trades an update, a day boundary), every body is byte for byte the plain encoding."""
+    import random
+
+    from tickwire.catalogue import load_catalogue
+
+    product = load_catalogue().products[code]  # one of each kind of depth, trades and Info
+    q = QuoteState(product, TZ)
+    rng = random.Random(code)
+    tick = 10.0 ** -product.precision
+    ts = at(2024, 3, 6, 23, 58)
+    for _ in range(400):
+        ts += rng.randrange(1, 5_000)
+        mid = round(product.price * rng.uniform(0.97, 1.03) / tick) * tick
+        if rng.random() < 0.1:
+            mid = float(round(mid))  # a whole number, written as an int
+        bids = [(noisy(rng, mid - i * tick), noisy(rng, round(rng.uniform(0, 50), 2)))
+                for i in range(rng.choice([0, 1, 3, 10]))]
+        asks = [(noisy(rng, mid + (i + 1) * tick), noisy(rng, float(rng.randrange(1, 9))))
+                for i in range(rng.choice([0, 2, 10]))]
+        trades = [(noisy(rng, mid), noisy(rng, round(rng.uniform(0.001, 5), 3)),
+                   rng.choice([BUY, SELL])) for _ in range(rng.choice([0, 1, 1, 3]))]
+        q.apply(Update(product.code, ts, noisy(rng, mid), bids or None, asks or None, trades))
+        assert q.encode() == reference_body(q)

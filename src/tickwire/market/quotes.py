@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from typing import Any
 
 import msgspec
 
@@ -21,42 +20,21 @@ RECENT_TRADES = 5
 
 _BUY_KEYS = [(f"BP{i}", f"BV{i}") for i in range(1, 11)]
 _SELL_KEYS = [(f"SP{i}", f"SV{i}") for i in range(1, 11)]
-_EMPTY: list[Any] = []
 
 
-class QuoteBody(msgspec.Struct):
-    """The protocol's `body`, fields in wire order."""
+_BODY = (
+    b'{"StockCode":%s,"Price":%s,"Open":%s,"LastClose":%s,"High":%s,"Low":%s,"Time":"%s",'
+    b'"LastTime":"%d","BP1":%s,"BV1":%s,"SP1":%s,"SV1":%s,"TotalVol":%s,"Depth":%s,"BS":%s,'
+    b'"Info":%s,"lastSize":%s,"Diff":%s,"DiffRate":%s}'
+)
+"""The protocol's `body` (PROTOCOL section 5), keys in wire order, a `%s` for each value's
+JSON text: the same bytes as encoding a dict of those keys, without building the dict."""
 
-    StockCode: str
-    Price: float | int
-    Open: float | int
-    LastClose: float | int
-    High: float | int
-    Low: float | int
-    Time: str
-    LastTime: str
-    BP1: float | int | msgspec.Raw
-    BV1: float | int | msgspec.Raw
-    SP1: float | int | msgspec.Raw
-    SV1: float | int | msgspec.Raw
-    TotalVol: float | int
-    Depth: msgspec.Raw | list[Any]
-    """`{"Buy":[{"BP1":p,"BV1":v},...],"Sell":[...]}`, written by `QuoteState._encode_book`."""
-    BS: msgspec.Raw | list[Any]
-    """`[{"time":..,"price":..,"size":..,"direction":..},...]`, each trade encoded once."""
-    Info: dict[str, float | int] | list[Any]
-    lastSize: float | int
-    Diff: float | int
-    DiffRate: float | int
+_TRADE = b'{"time":"%s","price":%s,"size":%s,"direction":%d}'
+"""One entry of `BS`."""
 
-
-class _Trade(msgspec.Struct):
-    """One entry of `BS`, fields in wire order."""
-
-    time: str
-    price: float | int
-    size: float | int
-    direction: int
+_EMPTY = b"[]"
+"""An empty PHP array, as the vendor writes an absent `Depth`, `BS` or `Info`."""
 
 
 class DayStats(msgspec.Struct):
@@ -162,7 +140,7 @@ def _depth_template(buys: int, sells: int) -> bytes:
             + _side_template(_SELL_KEYS, sells) + b"}")
 
 
-_Top = tuple[msgspec.Raw, msgspec.Raw]
+_Top = tuple[bytes, bytes]
 """The best level of one side of the book: price and volume as they go on the wire."""
 
 
@@ -193,6 +171,10 @@ class QuoteState:
         self._day_start = self._day_end = 0  # [start, end) of stats.day in Unix ms
         self._levels = product.depth or 1
         self._limits_key: tuple[bool, float] | None = None
+        self._code_json = _encode(product.code)
+        self._rates = _WireNumbers(2)
+        self._second = -1  # the second `_time` was formatted for
+        self._time = b""
         self._limits: tuple[float | int, float | int] | None = None
 
     @property
@@ -282,37 +264,31 @@ class QuoteState:
         """The quote object as JSON bytes, exactly as `body` goes on the wire.
 
         Every number is rounded to the product's precision; integral ones are written as
-        ints, as the vendor writes them.
+        ints, as the vendor writes them. Numbers come from per-product caches of their wire
+        text (prices and sizes repeat), dropped into a template of the keys.
         """
-        stats, dec = self.stats, self._dec
+        stats, prices, volumes = self.stats, self._prices, self._volumes
         if self._book is None:
             self._book = self._encode_book()
         best_bid, best_ask, depth_json = self._book
-        bp1, bv1 = best_bid if best_bid is not None else (_whole(stats.price), 0)
-        sp1, sv1 = best_ask if best_ask is not None else (_whole(stats.price), 0)
-        diff = round(stats.price - stats.open, dec)
-        rate = round(diff / stats.open * 100, 2) if stats.open else 0.0
-        return _encode(QuoteBody(
-            StockCode=self.product.code,
-            Price=_whole(stats.price),
-            Open=_whole(stats.open),
-            LastClose=_whole(stats.last_close),
-            High=_whole(stats.high),
-            Low=_whole(stats.low),
-            Time=self._tz.format(stats.ts),
-            LastTime=str(stats.ts // 1000),
-            BP1=bp1,
-            BV1=bv1,
-            SP1=sp1,
-            SV1=sv1,
-            TotalVol=_whole(stats.volume),
-            Depth=msgspec.Raw(depth_json) if self.product.depth else _EMPTY,
-            BS=self._encode_trades() if self.product.trades else _EMPTY,
-            Info=self._info() or _EMPTY,
-            lastSize=_whole(stats.last_size),
-            Diff=_whole(diff),
-            DiffRate=_whole(rate),
-        ))
+        price = prices[stats.price]
+        bp1, bv1 = best_bid if best_bid is not None else (price, b"0")
+        sp1, sv1 = best_ask if best_ask is not None else (price, b"0")
+        second = stats.ts // 1000
+        if second != self._second:
+            self._second, self._time = second, self._tz.format(stats.ts).encode()
+        diff = self._rounded[stats.price - stats.open]
+        info = self._info()
+        return _BODY % (
+            self._code_json, price, prices[stats.open], prices[stats.last_close],
+            prices[stats.high], prices[stats.low], self._time, second, bp1, bv1, sp1, sv1,
+            _encode(_whole(stats.volume)),
+            depth_json if self.product.depth else _EMPTY,
+            self._encode_trades() if self.product.trades else _EMPTY,
+            _encode(info) if info else _EMPTY,
+            volumes[stats.last_size], prices[diff],
+            self._rates[diff / stats.open * 100] if stats.open else b"0",
+        )
 
     def _encode_book(self) -> tuple[_Top | None, _Top | None, bytes]:
         """The best bid and ask (None for an empty side) and `Depth`, for the wire.
@@ -332,20 +308,21 @@ class QuoteState:
             asks.append(volumes[volume])
         depth = _depth_template(len(bids) // 2, len(asks) // 2) % tuple(bids + asks) \
             if self.product.depth else b""
-        raw = msgspec.Raw
-        return ((raw(bids[0]), raw(bids[1])) if bids else None,
-                (raw(asks[0]), raw(asks[1])) if asks else None, depth)
+        return ((bids[0], bids[1]) if bids else None,
+                (asks[0], asks[1]) if asks else None, depth)
 
-    def _encode_trades(self) -> msgspec.Raw:
+    def _encode_trades(self) -> bytes:
         """`BS`, newest first; each trade is encoded once, when it is first shown."""
         fresh = min(self._unencoded_trades, RECENT_TRADES)
         if fresh:
             hms, encoded = self._tz.format_hms, self._trades_json
+            prices, volumes = self._prices, self._volumes
             for i in range(fresh - 1, -1, -1):
                 ts, price, size, side = self._trades[i]
-                encoded.appendleft(_encode(_Trade(hms(ts), _whole(price), _whole(size), side)))
+                encoded.appendleft(_TRADE % (hms(ts).encode(), prices[price], volumes[size],
+                                             side))
             self._unencoded_trades = 0
-        return msgspec.Raw(b"[" + b",".join(self._trades_json) + b"]")
+        return b"[" + b",".join(self._trades_json) + b"]"
 
     def _info(self) -> dict[str, float | int]:
         info: dict[str, float | int] = {}
