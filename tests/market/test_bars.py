@@ -34,9 +34,8 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
     return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp() * 1000)
 
 
-def builder(name: str = "1m", hours: TradingHours = ALWAYS, vdec: int = 2,
-            since: int = 0) -> BarBuilder:
-    return BarBuilder(Interval(name, TZ), hours, vdec, since)
+def builder(name: str = "1m", hours: TradingHours = ALWAYS, vdec: int = 2) -> BarBuilder:
+    return BarBuilder(Interval(name, TZ), hours, vdec)
 
 
 def all_bars(b: BarBuilder) -> list[BarRow]:
@@ -313,17 +312,6 @@ def test_each_interval_is_built_from_the_updates_not_rolled_up() -> None:
     assert ones[M0 + 3 * MINUTE] == (M0 + 3 * MINUTE, 102.0, 102.0, 102.0, 102.0, 0.0)
     fives = {row[0]: row for row in five.closed}
     assert fives[M0] == (M0, 100.0, 102.0, 100.0, 101.0, 3.0)
-
-
-def test_since_ignores_older_events() -> None:
-    b = builder(since=M0)
-    b.update(M0 - 30 * SECOND, 5.0, 1.0)
-    b.advance(M0 - 1)
-    assert b.forming() is None
-    assert b.closed == []
-    b.update(M0 + 30 * SECOND, 7.0, 1.0)
-    b.update(M0 + MINUTE + 30 * SECOND, 8.0, 1.0)
-    assert b.closed == [(M0, 7.0, 7.0, 7.0, 7.0, 1.0)]
 
 
 def test_restore_resumes_the_stored_bar_as_forming() -> None:

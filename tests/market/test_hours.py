@@ -339,6 +339,84 @@ def test_overlaps_matches_a_scan(ts: int, minutes: int) -> None:
     assert h.overlaps(ts, end) == scan
 
 
+@settings(max_examples=300, deadline=None)
+@given(spec=sessions(), ts=INSTANTS)
+def test_previous_close_and_session_open_mirror_next_open_and_close(
+    spec: tuple[str, list[tuple[list[int], int, int]]], ts: int
+) -> None:
+    h = hours(spec[0])
+    close = h.previous_close(ts)
+    assert close <= ts
+    assert ts - close <= 8 * DAY_MS
+    assert h.is_open(close - 1)
+    assert not h.overlaps(close, ts)  # closed all the way from there to ts
+    opened = h.session_open(close)
+    assert opened < close
+    if not h.always:
+        assert not h.is_open(opened - 1)
+        assert h.next_open(opened) == opened
+        assert h.next_close(opened) >= close
+        assert h.next_close(opened) == h.next_close(close - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=sessions(), ts=INSTANTS, minutes=st.integers(0, 10 * 24 * 60))
+def test_open_ms_adds_up_the_sessions(
+    spec: tuple[str, list[tuple[list[int], int, int]]], ts: int, minutes: int
+) -> None:
+    h = hours(spec[0])
+    end = ts + minutes * MINUTE + 7
+    total, at_ = 0, ts
+    while (opens := h.next_open(at_)) < end:
+        at_ = min(h.next_close(opens), end)
+        total += at_ - opens
+    assert h.open_ms(ts, end) == total
+    assert h.open_ms(end, ts) == 0
+
+
+def test_previous_close_session_open_and_open_ms_in_a_split_day() -> None:
+    h = hours(SPLIT)
+    assert h.previous_close(at(MON, 12)) == at(MON, 11, 30)
+    assert h.previous_close(at(MON, 11, 30)) == at(MON, 11, 30)
+    assert h.previous_close(at(MON, 10)) == at(MON, 10)  # open: itself
+    assert h.previous_close(at(MON, 8)) == at(30, 10, year=2023, month=12)  # Saturday's
+    assert h.session_open(at(MON, 14)) == at(MON, 13, 30)
+    assert h.session_open(at(MON, 11, 30)) == at(MON, 9)
+    assert h.open_ms(at(MON), at(TUE)) == 4 * HOUR
+    assert h.open_ms(at(MON, 10), at(MON, 14)) == 2 * HOUR
+    assert h.open_ms(at(MON), at(NEXT_MON)) == 5 * 4 * HOUR + HOUR
+
+
+def test_a_session_over_the_week_boundary_opened_the_week_before() -> None:
+    h = hours("sun 22:00-02:00")
+    assert h.session_open(at(NEXT_MON, 1)) == at(SUN, 22)
+    assert h.previous_close(at(NEXT_MON, 5)) == at(NEXT_MON, 2)
+    assert h.open_ms(at(SUN, 23), at(NEXT_MON, 3)) == 3 * HOUR
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+DST_CHANGES = [datetime(2024, 3, 10, 2, tzinfo=NEW_YORK), datetime(2024, 11, 3, 2, tzinfo=NEW_YORK)]
+"""Daylight saving time begins, and ends, in New York (an hour skipped, an hour repeated)."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=FIXED, change=st.sampled_from(DST_CHANGES),
+       offset=st.integers(-4 * DAY_MS, 4 * DAY_MS))
+def test_answers_hold_where_daylight_saving_time_changes(text: str, change: datetime,
+                                                        offset: int) -> None:
+    h = TradingHours(text, TimeZone("America/New_York"))
+    ts = int(change.timestamp() * 1000) + offset
+    opens = h.next_open(ts)
+    assert opens >= ts and h.is_open(opens)
+    closes = h.next_close(ts)
+    assert closes >= ts and (h.always or not h.is_open(closes))
+    close = h.previous_close(ts)
+    assert close <= ts and h.is_open(close - 1)
+    opened = h.session_open(close)
+    assert opened < close and h.is_open(opened)
+    assert h.always or not h.is_open(opened - 1)
+
+
 def test_local_time_helper_is_shanghai() -> None:
     assert at(MON) == int(datetime(2024, 1, 1, tzinfo=SHANGHAI).timestamp() * 1000)
     assert datetime.fromtimestamp(at(MON) / 1000, tz=UTC) == \

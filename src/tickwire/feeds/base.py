@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from tickwire.market.bars import BarRow
+from tickwire.market.quotes import DayStats
 from tickwire.models import Update
 
 
@@ -22,12 +24,14 @@ class Sink(Protocol):
         """Historic updates: folded into quotes and bars, not pushed to clients."""
         ...
 
-    def needs_history(self) -> bool:
-        """True when the store is empty and a feed that can should fill history."""
+    def load_history(self, code: str, bars: dict[str, list[BarRow]], stats: DayStats) -> None:
+        """A history made by the feed: each interval's bars of `code`, oldest first (the
+        newest is still forming), and the quote's day statistics at its end. Kept and stored
+        as if built from updates; not pushed to clients."""
         ...
 
-    def set_since(self, code: str, since: dict[str, int]) -> None:
-        """Where each K-line interval of `code` starts during a back-fill."""
+    def needs_history(self) -> bool:
+        """True when the store is empty and a feed that can should fill history."""
         ...
 
     def resume(self, code: str) -> tuple[float, float] | None:

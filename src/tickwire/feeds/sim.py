@@ -5,35 +5,53 @@ the book is consistent (best bid < best ask, spread >= one tick, levels a few ti
 trades happen at the touch with a direction; domestic futures stay inside their daily limits;
 updates come only inside trading hours. For a seed, the same event times give the same
 updates. On first start with an empty store the simulator fills history, so that every
-K-line interval serves its full window at once.
+K-line interval serves its full window at once: the same walk, drawn as one candle per piece
+of the past (see `tickwire.feeds.history`), and the live updates go on from where it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import math
 import random
+import sys
 import time
+from array import array
 from collections.abc import Callable, Iterable
+from statistics import NormalDist
 
 from tickwire.feeds.base import Sink
-from tickwire.market.bars import Interval
+from tickwire.feeds.history import History, HistoryPlan
+from tickwire.market.bars import BarRow
 from tickwire.market.clock import DAY_MS, TimeZone, now_ms
 from tickwire.market.hours import TradingHours
-from tickwire.models import BUY, INTERVALS, SELL, WINDOW, Product, Update
+from tickwire.market.quotes import RECENT_TRADES, DayStats
+from tickwire.models import BUY, SELL, Product, Update
 
 log = logging.getLogger("tickwire.feeds.sim")
 
 REVERSION_PER_DAY = 0.002
 """Pull of the price back towards the catalogue's, per day (keeps years of history sane)."""
 
-HISTORY_SPACING_MS = {
-    "1m": 20_000, "5m": 75_000, "15m": 225_000, "30m": 450_000, "1h": 900_000,
-    "1d": 4 * 3_600_000, "1M": 2 * DAY_MS,
-}
-"""Time between back-filled updates in each interval's window (finer intervals win)."""
+_MEAN_TRADE = math.exp(0.32)
+"""The mean of the live trade sizes' lognormal factor (`lognormvariate(0, 0.8)`)."""
+
+_QUANTILES = 4096
+"""Random draws for history candles come from tables of this many equally likely values."""
+_NORMAL = [NormalDist().inv_cdf((i + 0.5) / _QUANTILES) for i in range(_QUANTILES)]
+_EXPONENTIAL = [-math.log((i + 0.5) / _QUANTILES) for i in range(_QUANTILES)]
+_VOLUME_NOISE = [math.exp(0.5 * z - 0.125) for z in _NORMAL]
+"""Lognormal with mean 1: how a piece's volume varies around its expected one."""
+
+
+def _draws(rng: random.Random, table: list[float], count: int) -> list[float]:
+    """`count` values drawn from `table` (the same on every platform for a seed)."""
+    raw = array("H", rng.randbytes(2 * count))
+    if sys.byteorder == "big":
+        raw.byteswap()
+    mask = _QUANTILES - 1
+    return [table[i & mask] for i in raw]
 
 
 class ProductSim:
@@ -94,9 +112,14 @@ class ProductSim:
             if self._day_span[1] and self._last_price is not None:
                 self._day_close = self._last_price
             self._day_span = self._tz.day_span(ts)
-        pct, close, dec = self.product.limit_pct, self._day_close, self.product.precision
-        if not pct or close is None:
+        if not self.product.limit_pct or self._day_close is None:
             return None
+        return self._limit_band(self._day_close)
+
+    def _limit_band(self, close: float) -> tuple[int, int] | None:
+        """The limit band in ticks for a day after one that closed at `close`, as the quote
+        computes LimitDown/LimitUp (None when too narrow to trade in)."""
+        pct, dec = self.product.limit_pct, self.product.precision
         low = round(round(close * (1 - pct), dec) / self._tick)
         high = round(round(close * (1 + pct), dec) / self._tick)
         return (low, high) if high - low >= 4 else None
@@ -142,50 +165,90 @@ class ProductSim:
         self._last_price = price
         return Update(product.code, ts, price, bids, asks, trades)
 
+    def history(self, plan: HistoryPlan, rate: float) -> History:
+        """The product's history up to `plan.now` (`rate`: live updates per second, for the
+        volumes); the simulator then goes on from where the history ends."""
+        candles = self._draw(plan, rate)
+        bars = plan.roll_up(candles, self.product.volume_precision)
+        days = bars["1d"]
+        today, previous_close = days[-1], days[-2][4] if len(days) > 1 else days[-1][1]
+        _, first, last, _ = plan.pieces[-1]
+        stats = DayStats(day=self._tz.day_span(last - 1)[0], ts=last - 1, price=candles[-1][4],
+                         open=today[1], high=today[2], low=today[3], last_close=previous_close,
+                         volume=today[5], amount=today[5] * sum(today[1:5]) / 4)
+        # go on from the last piece's close; a few updates at its end for the live quote
+        times = [max(first, last - RECENT_TRADES + k) for k in range(RECENT_TRADES)]
+        self._last_ts, self._last_price = times[0], stats.price
+        self._day_span, self._day_close = self._tz.day_span(times[0]), previous_close
+        return History(bars, stats, [self.step(ts) for ts in times])
 
-def window_starts(hours: TradingHours, tz: TimeZone, now: int) -> dict[str, int]:
-    """Open time of the oldest bar of each interval's full window, counting back from now."""
-    starts: dict[str, int] = {}
-    for name in INTERVALS:
-        interval = Interval(name, tz)
-        start, found = interval.floor(now), 0
-        while True:
-            if hours.overlaps(start, interval.following(start)):
-                found += 1
-                if found == WINDOW[name]:
-                    break
-            start = interval.floor(start - 1)
-        starts[name] = start
-    return starts
-
-
-def history_updates(sim: ProductSim, tz: TimeZone, now: int, rate: float,
-                    starts: dict[str, int]) -> list[Update]:
-    """Updates from the oldest window start up to `now`, denser towards the present."""
-    regions = sorted(((starts[n], HISTORY_SPACING_MS[n]) for n in INTERVALS), reverse=True)
-    boundaries = sorted(starts.values())
-    rng = random.Random(f"history:{sim.product.code}")
-    updates: list[Update] = []
-    ts = boundaries[0]
-    region = len(regions) - 1  # the first of `regions` that has begun (ts only grows)
-    while True:
-        ts = sim.hours.next_open(ts)
-        if ts >= now:
-            break
-        while region and regions[region - 1][0] <= ts:
-            region -= 1
-        spacing = regions[region][1]
-        updates.append(sim.step(ts, size_scale=max(spacing / 1000 * rate, 1.0), book=False))
-        step_to = ts + int(spacing * rng.uniform(0.6, 1.4))
-        # land exactly on each window's start, so its first bar is not skipped
-        after = bisect.bisect_right(boundaries, ts)
-        ts = boundaries[after] if after < len(boundaries) and boundaries[after] < step_to \
-            else step_to
-    if updates:
-        # one more with a full book for the live quote, inside trading hours
-        last_ts = now - 1 if sim.hours.is_open(now - 1) else updates[-1].ts
-        updates.append(sim.step(last_ts))
-    return updates
+    def _draw(self, plan: HistoryPlan, rate: float) -> list[BarRow]:
+        """One candle per piece of `plan`, drawn from the walk of `_walk` (wall-clock time,
+        closed hours included, so a piece after a break opens with a gap): the close a
+        normal step from the open, the high and low the extremes of a Brownian bridge
+        between them; prices on the tick, inside the daily limits; the volume of `rate`
+        trades a second over the piece's trading time."""
+        product, rng, count = self.product, self._rng, len(plan.pieces)
+        sigma, sqrt = product.volatility, math.sqrt
+        # Moves in log price, from each piece's open: with a step s*z from open to close,
+        # the bridge's maximum is s * (z + sqrt(z*z + 2e)) / 2 above the open for an
+        # exponential e, and its minimum likewise below.
+        jumps = [sigma * gap * z for gap, z in zip(plan.gaps, _draws(rng, _NORMAL, count),
+                                                   strict=True)]
+        pulls = [REVERSION_PER_DAY * days for days in plan.days]
+        moves = _draws(rng, _NORMAL, count)
+        ups, downs = _draws(rng, _EXPONENTIAL, count), _draws(rng, _EXPONENTIAL, count)
+        steps, tops, bottoms = [], [], []
+        for span, z, up, down in zip(plan.spans, moves, ups, downs, strict=True):
+            s = sigma * span
+            steps.append(s * z)
+            tops.append(s * (z + sqrt(z * z + 2 * up)) / 2)
+            bottoms.append(s * (z - sqrt(z * z + 2 * down)) / 2)
+        vscale = 10 ** product.volume_precision
+        if product.trades:
+            per_second = product.lot * rate * _MEAN_TRADE * vscale
+            volumes = [max(round(seconds * per_second * noise), 1) / vscale for seconds, noise
+                       in zip(plan.seconds, _draws(rng, _VOLUME_NOISE, count), strict=True)]
+        else:
+            volumes = [0.0] * count
+        scale, anchor, x, exp = 10 ** product.precision, self._anchor, self._log_price, math.exp
+        limited = product.limit_pct > 0
+        day: int | None = None
+        band: tuple[int, int] | None = None
+        close = 0
+        candles: list[BarRow] = []
+        for open_ms, jump, pull, step, top, bottom, volume, piece_day in zip(
+                plan.opens, jumps, pulls, steps, tops, bottoms, volumes, plan.day_of,
+                strict=True):
+            x += jump
+            x -= pull * (x - anchor)
+            o_ticks = round(exp(x) * scale)
+            h_ticks = round(exp(x + top) * scale)
+            l_ticks = round(exp(x + bottom) * scale)
+            x += step
+            c_ticks = round(exp(x) * scale)
+            if l_ticks < 1:
+                o_ticks, h_ticks, l_ticks, c_ticks = \
+                    max(o_ticks, 1), max(h_ticks, 1), 1, max(c_ticks, 1)
+            if limited:
+                if piece_day is None:  # a piece of many days: no one day's limits
+                    day = None
+                elif piece_day != day:  # a new day: limits around the last close
+                    day = piece_day
+                    band = self._limit_band((close or o_ticks) / scale)
+                if day is not None and band is not None:
+                    low, high = band
+                    o_ticks = min(max(o_ticks, low), high)
+                    h_ticks = min(max(h_ticks, low), high)
+                    l_ticks = min(max(l_ticks, low), high)
+                    if not low <= c_ticks <= high:
+                        c_ticks = min(max(c_ticks, low), high)
+                        x = math.log(c_ticks / scale)
+            close = c_ticks
+            candles.append((open_ms, o_ticks / scale, h_ticks / scale, l_ticks / scale,
+                            c_ticks / scale, volume))
+        self._log_price = x
+        return candles
 
 
 class SimFeed:
@@ -231,10 +294,14 @@ class SimFeed:
         began = time.monotonic()
         total = len(self.sims)
         log.info("filling history", extra={"products": total})
+        plans: dict[str, HistoryPlan] = {}  # by trading hours: products share them
         for done, sim in enumerate(self.sims, 1):
-            starts = window_starts(sim.hours, self._tz, now)
-            sink.set_since(sim.product.code, starts)
-            sink.backfill(history_updates(sim, self._tz, now, self.rate, starts))
+            plan = plans.get(sim.hours.text)
+            if plan is None:
+                plan = plans[sim.hours.text] = HistoryPlan(sim.hours, self._tz, now)
+            history = sim.history(plan, self.rate)
+            sink.load_history(sim.product.code, history.bars, history.stats)
+            sink.backfill(history.updates)
             self.progress = (done, total)
             if done % 10 == 0 or done == total:
                 log.info("history progress", extra={"done": done, "total": total})

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from tickwire.engine.base import Bus
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.market import Market
+from tickwire.market.bars import BarRow
+from tickwire.market.quotes import DayStats
 from tickwire.models import Update
 
 
@@ -62,14 +64,15 @@ class Pipeline:
             if body is not None:
                 self.bus.publish([(last.code, body)])
 
+    def load_history(self, code: str, bars: dict[str, list[BarRow]], stats: DayStats) -> None:
+        """History as bars and day statistics: kept, and stored with the next changes."""
+        self.market.load_history(code, bars, stats)
+
     def advance(self, now_ms: int) -> None:
         self.market.advance(now_ms)
 
     def needs_history(self) -> bool:
         return self._empty_store
-
-    def set_since(self, code: str, since: dict[str, int]) -> None:
-        self.market.set_since(code, since)
 
     def resume(self, code: str) -> tuple[float, float] | None:
         pm = self.market.products.get(code)

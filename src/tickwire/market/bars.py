@@ -82,22 +82,18 @@ def volume_units(volume: float, scale: float) -> int | None:
 class BarBuilder:
     """Accumulates one interval's bars for one product.
 
-    Finished bars are appended to `closed`; `forming()` is the bar still open. The builder
-    ignores events older than `since` (history back-fill starts each interval at its window).
+    Finished bars are appended to `closed`; `forming()` is the bar still open.
     """
 
     __slots__ = (
         "_c", "_end", "_h", "_has_data", "_hours", "_l", "_o", "_scale", "_start", "_units",
-        "_v", "_vdec", "closed", "interval", "last_close", "since",
+        "_v", "_vdec", "closed", "interval", "last_close",
     )
 
-    def __init__(
-        self, interval: Interval, hours: TradingHours, volume_decimals: int, since: int = 0
-    ) -> None:
+    def __init__(self, interval: Interval, hours: TradingHours, volume_decimals: int) -> None:
         self.interval = interval
         self._hours = hours
         self._vdec = volume_decimals
-        self.since = since
         self.closed: list[BarRow] = []
         self.last_close: float | None = None
         self._start: int | None = None
@@ -124,8 +120,6 @@ class BarBuilder:
         it is one (`volume_units(volume, scale)`), which saves rounding the bar's volume on
         every update: the result is the same."""
         rolled = False
-        if ts_ms < self.since:
-            return False
         if ts_ms >= self._end:
             self._roll(ts_ms, force_open=True)
             rolled = True
@@ -164,7 +158,7 @@ class BarBuilder:
 
     def advance(self, now_ms: int) -> None:
         """Close every bar that has ended by `now_ms`, even if nothing arrived."""
-        if now_ms < self.since or (self._start is None and self.last_close is None):
+        if self._start is None and self.last_close is None:
             return  # nothing seen yet: no bar to close, no price for flat ones
         if now_ms >= self._end:
             self._roll(now_ms, force_open=False)

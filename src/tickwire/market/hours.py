@@ -93,7 +93,16 @@ class TradingHours:
         self._tz = tz
         self._spans = _normalize(_parse(text))
         self._starts = [s for s, _ in self._spans]
+        self._ends = [e for _, e in self._spans]
+        self._before: list[int] = []  # trading time of the week before each span starts
+        total = 0
+        for start, end in self._spans:
+            self._before.append(total)
+            total += end - start
+        self._week_total = total
         self.always = self._spans == [(0, WEEK_MS)]
+        self._wraps = self._starts[0] == 0 and self._ends[-1] == WEEK_MS
+        """Trading that runs to the week's end goes on at the next Monday 00:00."""
 
     def is_open(self, ts_ms: int) -> bool:
         if self.always:
@@ -102,27 +111,71 @@ class TradingHours:
         i = bisect.bisect_right(self._starts, week) - 1
         return i >= 0 and week < self._spans[i][1]
 
+    # Waits are worked out on the local clock. Where daylight saving time changes on the
+    # way, the instant reached can be an hour out; each method below then works its answer
+    # out again from there, so that it always holds what its docstring says.
+
     def next_open(self, ts_ms: int) -> int:
         """The first instant at or after `ts_ms` inside trading hours."""
-        if self.is_open(ts_ms):
-            return ts_ms
-        week = self._tz.week_ms(ts_ms)
-        i = bisect.bisect_right(self._starts, week)
-        wait = self._starts[i] - week if i < len(self._starts) else WEEK_MS - week + self._starts[0]
-        return ts_ms + wait
+        while not self.is_open(ts_ms):
+            week = self._tz.week_ms(ts_ms)
+            i = bisect.bisect_right(self._starts, week)
+            ts_ms += self._starts[i] - week if i < len(self._starts) \
+                else WEEK_MS - week + self._starts[0]
+        return ts_ms
 
     def next_close(self, ts_ms: int) -> int:
         """The first instant at or after `ts_ms` outside trading hours (far future if never)."""
         if self.always:
             return ts_ms + 100 * 365 * DAY_MS
-        if not self.is_open(ts_ms):
+        while self.is_open(ts_ms):
+            week = self._tz.week_ms(ts_ms)
+            i = bisect.bisect_right(self._starts, week) - 1
+            end = self._spans[i][1]
+            if end == WEEK_MS and self._wraps:  # the span goes on into next Monday
+                end += self._spans[0][1]
+            ts_ms += end - week
+        return ts_ms
+
+    def previous_close(self, ts_ms: int) -> int:
+        """The end of the latest trading at or before `ts_ms`: `ts_ms` itself when the instant
+        before it is inside trading hours."""
+        if self.always:
             return ts_ms
+        while not self.is_open(ts_ms - 1):
+            week = self._tz.week_ms(ts_ms - 1) + 1
+            i = bisect.bisect_right(self._ends, week) - 1
+            ts_ms -= week - self._ends[i] if i >= 0 else week + WEEK_MS - self._ends[-1]
+        return ts_ms
+
+    def session_open(self, ts_ms: int) -> int:
+        """When the trading that runs up to `ts_ms` began (far past if it never stops); the
+        instant before `ts_ms` must be inside trading hours."""
+        if self.always:
+            return ts_ms - 100 * 365 * DAY_MS
+        while True:
+            week = self._tz.week_ms(ts_ms - 1)
+            i = bisect.bisect_right(self._starts, week) - 1
+            start = self._starts[i]
+            if i == 0 and self._wraps:  # the span began in the previous week
+                start = self._starts[-1] - WEEK_MS
+            ts_ms -= 1 + week - start
+            if not self.is_open(ts_ms - 1):
+                return self.next_open(ts_ms)
+
+    def open_ms(self, start_ms: int, end_ms: int) -> int:
+        """Milliseconds inside trading hours in [start_ms, end_ms)."""
+        if end_ms <= start_ms:
+            return 0
+        return self._open_before(end_ms) - self._open_before(start_ms)
+
+    def _open_before(self, ts_ms: int) -> int:
+        """Trading time from a fixed (local) Monday 00:00 long ago up to `ts_ms`."""
         week = self._tz.week_ms(ts_ms)
+        weeks = (self._tz.local_ms(ts_ms) - week) // WEEK_MS
         i = bisect.bisect_right(self._starts, week) - 1
-        end = self._spans[i][1]
-        if end == WEEK_MS and self._starts[0] == 0:  # the span wraps into next Monday
-            end += self._spans[0][1]
-        return ts_ms + end - week
+        within = self._before[i] + min(week, self._ends[i]) - self._starts[i] if i >= 0 else 0
+        return weeks * self._week_total + within
 
     def overlaps(self, start_ms: int, end_ms: int) -> bool:
         """True when any instant of [start_ms, end_ms) is inside trading hours."""

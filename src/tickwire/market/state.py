@@ -88,11 +88,6 @@ class Market:
                     self._collect(pm, builder)
                     self._touched.add(code)
 
-    def set_since(self, code: str, since: dict[str, int]) -> None:
-        """Make each interval of `code` ignore events before its own start (history fill)."""
-        for name, start in since.items():
-            self.products[code].series[name].builder.since = start
-
     def restore(self, code: str, interval: str, rows_oldest_first: list[BarRow]) -> None:
         """Load stored bars: the newest resumes as the forming bar, the rest are kept."""
         series = self.products[code].series[interval]
@@ -105,6 +100,17 @@ class Market:
     def restore_stats(self, code: str, stats: DayStats) -> None:
         self.products[code].quote.restore(stats)
         self.products[code].body = None
+
+    def load_history(self, code: str, bars: dict[str, list[BarRow]], stats: DayStats) -> None:
+        """Take a history made elsewhere (a feed's fill of an empty store) as if it had been
+        built here: each interval's bars, oldest first, kept as finished but the newest,
+        which goes on forming, and the quote's day statistics. `take_changes` hands them
+        all out to be stored."""
+        for interval, rows in bars.items():
+            self.restore(code, interval, rows)
+            self._closed.extend((code, interval, row) for row in rows[:-1])
+        self.restore_stats(code, stats)
+        self._touched.add(code)
 
     def take_changes(self) -> tuple[list[StoredBar], list[StoredBar], list[tuple[str, DayStats]]]:
         """What changed since the last call: finished bars, forming bars, day statistics."""
