@@ -436,3 +436,16 @@ def test_five_minute_bar_is_max_min_first_last_of_its_prices(
                 inside[0], max(inside), min(inside), inside[-1])
         else:
             assert row[1] == row[2] == row[3] == row[4] and row[5] == 0.0
+
+
+@pytest.mark.parametrize(("day", "hours"), [((2024, 3, 10), 23), ((2024, 11, 3), 25),
+                                            ((2024, 6, 5), 24)])
+def test_a_day_bar_runs_from_local_midnight_to_midnight_across_daylight_saving(
+        day: tuple[int, int, int], hours: int) -> None:
+    zone = ZoneInfo("America/New_York")
+    interval = Interval("1d", TimeZone("America/New_York"))
+    midnight = int(datetime(*day, tzinfo=zone).timestamp() * 1000)
+    for at_ms in (midnight, midnight + 12 * 3_600_000, midnight + hours * 3_600_000 - 1):
+        assert interval.floor(at_ms) == midnight
+    assert interval.following(midnight) - midnight == hours * 3_600_000
+    assert datetime.fromtimestamp(interval.following(midnight) / 1000, tz=zone).hour == 0

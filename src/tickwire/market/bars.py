@@ -13,13 +13,13 @@ from collections.abc import Iterator
 
 import msgspec
 
-from tickwire.market.clock import DAY_MS, TimeZone
+from tickwire.market.clock import TimeZone
 from tickwire.market.hours import TradingHours
 from tickwire.models import WINDOW, num
 
-_FIXED_MS = {
-    "1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000, "1d": DAY_MS,
-}
+_FIXED_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000}
+"""Intervals of a fixed length; a day (23 or 25 hours where daylight saving time changes) and
+a month are not."""
 
 BarRow = tuple[int, float, float, float, float, float]
 """A finished bar: (open_ms, open, high, low, close, volume)."""
@@ -41,12 +41,16 @@ class Interval:
         """Open time of the bar that contains `ts_ms`."""
         if self._length:
             return ts_ms - self._tz.local_ms(ts_ms) % self._length
+        if self.name == "1d":
+            return self._tz.day_span(ts_ms)[0]
         return self._tz.month_start(ts_ms)
 
     def following(self, start_ms: int) -> int:
         """Open time of the bar after the one opening at `start_ms`."""
         if self._length:
             return start_ms + self._length
+        if self.name == "1d":
+            return self._tz.day_span(start_ms)[1]
         return self._tz.month_start(start_ms, 1)
 
 
