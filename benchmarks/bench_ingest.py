@@ -6,8 +6,8 @@ weekday morning, with a full book and a trade each, made before any clock starts
 is the best of a few passes over the same updates, a fresh market for each pass:
 
 - bare loop: the baseline, a Python loop over the same updates that reads each one;
-- core, quote + 7 intervals: `Market.apply(update, encode=False)`, what a history fill or a
-  replay does: quote state (day statistics, book, trades) and all seven K-line builders;
+- core, quote + 7 intervals: `Market.apply(update, encode=False)`, what an update of a product
+  nobody watches costs: quote state (day statistics, book, trades) and all seven K-line builders;
 - core, live: `Market.apply(update)`, the same plus the body encoded once for the wire;
 - pipeline + SQLite: `Pipeline.publish` in feed-sized batches with `advance` per batch,
   `persist` every 0.25 s of wall time (as the server does) into a real `SqliteStore`, and the

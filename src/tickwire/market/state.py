@@ -53,7 +53,7 @@ class Market:
         """Fold one update in; the product's new body (None for an unknown code or no encode).
 
         Without `encode` the body is left to `body()`, which encodes it when it is read: a
-        history fill, a replay or a product nobody watches never pays for it."""
+        replay or a product nobody watches never pays for it."""
         pm = self.products.get(update.code)
         if pm is None:
             return None
