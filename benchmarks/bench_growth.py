@@ -116,15 +116,14 @@ def main() -> None:
     stores: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tickwire-growth-") as tmp:
         work = Path(tmp)
-        if not quick:
-            fresh = work / "fresh"
-            server = benchlib.start_tickwire(fresh, "", pin=pin)
-            startup["empty store (history fill)"] = server.ready_after
-            server.stop()
-            server = benchlib.start_tickwire(fresh, "", pin=pin)
-            startup["restart on that store"] = server.ready_after
-            server.stop()
-            print(f"start-up: {startup}")
+        fresh = work / "fresh"
+        server = benchlib.start_tickwire(fresh, "", pin=pin)
+        startup["empty store (history fill)"] = server.ready_after
+        server.stop()
+        server = benchlib.start_tickwire(fresh, "", pin=pin)
+        startup["restart on that store"] = server.ready_after
+        server.stop()
+        print(f"start-up: {startup}")
         for size in sizes:
             label = f"{size:,} bars"
             data_dir = work / f"store-{size}"
