@@ -17,13 +17,15 @@ Published = list[tuple[str, bytes]]
 
 
 class Bus(Protocol):
-    """Carries each product's newest encoded quote to every gateway."""
+    """Carries each encoded update of a subscribed product to every gateway.
+
+    A product's latest quote is read from the market of the process that keeps it
+    (`Market.body`), which encodes it when it is read.
+    """
 
     def publish(self, batch: Published) -> None: ...
 
     def subscribe(self, handler: Callable[[Published], None]) -> None: ...
-
-    def latest(self, code: str) -> bytes | None: ...
 
 
 class Store(Protocol):

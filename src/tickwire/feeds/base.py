@@ -21,7 +21,8 @@ class Sink(Protocol):
         ...
 
     def backfill(self, updates: list[Update]) -> None:
-        """Historic updates: folded into quotes and bars, not pushed to clients."""
+        """Historic updates, oldest first: folded into quotes and bars; only the newest is
+        pushed, to clients already subscribed to its product."""
         ...
 
     def load_history(self, code: str, bars: dict[str, list[BarRow]], stats: DayStats) -> None:

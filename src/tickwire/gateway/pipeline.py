@@ -60,7 +60,7 @@ class Pipeline:
             apply(update, encode=False)
         if updates:
             last = updates[-1]
-            body = apply(last) if self.wanted(last.code) else apply(last, encode=False)
+            body = apply(last, encode=self.wanted(last.code))
             if body is not None:
                 self.bus.publish([(last.code, body)])
 
