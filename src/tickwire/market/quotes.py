@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 
@@ -64,68 +66,49 @@ def _whole(value: float) -> float | int:
     return value if value % 1 else int(value)
 
 
-_WIRE_CACHE = 4096
-"""Distinct raw numbers remembered per product with their wire form (books repeat prices)."""
+_REMEMBERED = 4096
+"""Distinct raw numbers remembered per product and purpose (books repeat prices and sizes)."""
+
+_T = TypeVar("_T")
 
 
-class _WireNumbers(dict[float, bytes]):
-    """Raw number -> its JSON text on the wire: rounded to `decimals`, integral ones as ints.
+class _Remembered(dict[float, _T]):
+    """Raw number -> `make(number)`, worked out once per distinct number: at most
+    `_REMEMBERED` entries, then it starts afresh."""
 
-    Remembered, as books repeat the same prices and sizes from update to update; at most
-    `_WIRE_CACHE` entries (then it starts afresh).
-    """
+    __slots__ = ("_make",)
 
-    __slots__ = ("decimals",)
-
-    def __init__(self, decimals: int) -> None:
+    def __init__(self, make: Callable[[float], _T]) -> None:
         super().__init__()
-        self.decimals = decimals
+        self._make = make
 
-    def __missing__(self, value: float) -> bytes:
-        rounded = round(value, self.decimals)
-        text = _encode(rounded if rounded % 1 else int(rounded))
-        if len(self) >= _WIRE_CACHE:
+    def __missing__(self, value: float) -> _T:
+        result = self._make(value)
+        if len(self) >= _REMEMBERED:
             self.clear()
-        self[value] = text
-        return text
+        self[value] = result
+        return result
 
 
-class _Rounded(dict[float, float]):
-    """Raw price -> `round(price, decimals)`, remembered (prices repeat), at most
-    `_WIRE_CACHE` entries."""
-
-    __slots__ = ("decimals",)
-
-    def __init__(self, decimals: int) -> None:
-        super().__init__()
-        self.decimals = decimals
-
-    def __missing__(self, value: float) -> float:
-        rounded = round(value, self.decimals)
-        if len(self) >= _WIRE_CACHE:
-            self.clear()
-        self[value] = rounded
-        return rounded
+def _wire_numbers(decimals: int) -> _Remembered[bytes]:
+    """Raw number -> its JSON text on the wire: rounded to `decimals`, integral ones as ints."""
+    return _Remembered(lambda value: _encode(num(value, decimals)))
 
 
-class _Sizes(dict[float, tuple[float, int | None]]):
-    """Raw trade size -> (size rounded to the volume precision, the same in whole units of
-    it or None, as `volume_units`), remembered (sizes repeat), at most `_WIRE_CACHE`
-    entries."""
+def _rounded(decimals: int) -> _Remembered[float]:
+    return _Remembered(lambda value: round(value, decimals))
 
-    __slots__ = ("decimals", "scale")
 
-    def __init__(self, decimals: int) -> None:
-        super().__init__()
-        self.decimals = decimals
-        self.scale = float(10 ** decimals)
+def _sizes(decimals: int) -> _Remembered[tuple[float, int | None]]:
+    """Raw trade size -> (the size rounded to `decimals`, the same in whole units of that
+    precision or None, as `volume_units`)."""
+    scale = float(10 ** decimals)
 
-    def __missing__(self, value: float) -> tuple[float, int | None]:
-        rounded = round(value, self.decimals)
-        if len(self) >= _WIRE_CACHE:
-            self.clear()
-        entry = self[value] = (rounded, volume_units(rounded, self.scale))
-        return entry
+    def size_and_units(value: float) -> tuple[float, int | None]:
+        rounded = round(value, decimals)
+        return rounded, volume_units(rounded, scale)
+
+    return _Remembered(size_and_units)
 
 
 def _side_template(keys: list[tuple[str, str]], count: int) -> bytes:
@@ -161,18 +144,19 @@ class QuoteState:
         self._trades: deque[tuple[int, float, float, int]] = deque(maxlen=RECENT_TRADES)
         self._trades_json: deque[bytes] = deque(maxlen=RECENT_TRADES)
         self._unencoded_trades = 0  # newest entries of `_trades` not yet in `_trades_json`
-        self._rounded = _Rounded(product.precision)
-        self._sizes = _Sizes(product.volume_precision)
+        self._rounded = _rounded(product.precision)
+        self._sizes = _sizes(product.volume_precision)
+        self._volume_scale = float(10 ** product.volume_precision)
         self._volume_units: int | None = None
         """Today's volume in whole units of the volume precision while it is one (see
         `volume_units`): adding units is exact and cheaper than rounding each sum."""
-        self._prices = _WireNumbers(product.precision)
-        self._volumes = _WireNumbers(product.volume_precision)
+        self._prices = _wire_numbers(product.precision)
+        self._volumes = _wire_numbers(product.volume_precision)
         self._day_start = self._day_end = 0  # [start, end) of stats.day in Unix ms
         self._levels = product.depth or 1
         self._limits_key: tuple[bool, float] | None = None
         self._code_json = _encode(product.code)
-        self._rates = _WireNumbers(2)
+        self._rates = _wire_numbers(2)
         self._second = -1  # the second `_time` was formatted for
         self._time = b""
         self._limits: tuple[float | int, float | int] | None = None
@@ -194,7 +178,7 @@ class QuoteState:
         self._unencoded_trades = len(self._trades)
         self._book = None
         self.stats = msgspec.structs.replace(saved, bids=[], asks=[], trades=[])
-        self._volume_units = volume_units(saved.volume, self._sizes.scale)
+        self._volume_units = volume_units(saved.volume, self._volume_scale)
 
     def limits(self) -> tuple[float, float] | None:
         """Today's (LimitDown, LimitUp), for products with a daily price limit."""
@@ -257,7 +241,7 @@ class QuoteState:
             self._volume_units = None
         else:
             self._volume_units = total = total + units
-            stats.volume = total / sizes.scale
+            stats.volume = total / self._volume_scale
         return price, traded, units
 
     def encode(self) -> bytes:
