@@ -210,8 +210,9 @@ class TickwireImpl(Impl):
         from aiohttp import web
 
         from tickwire.config import load_config
-        from tickwire.gateway.app import build_state, create_app
         from tickwire.gateway.lowlevel import JsonErrorAppRunner
+        from tickwire.gateway.state import GATEWAY
+        from tickwire.server import build
 
         tmp = Path(self._tmp.name)
         (tmp / "catalogue.toml").write_text(catalogue_toml(codes), encoding="utf-8")
@@ -219,20 +220,20 @@ class TickwireImpl(Impl):
             "server.data_dir": str(tmp / "data"), "server.catalogue": str(tmp / "catalogue.toml"),
             "access.ws_connections_per_ip": 100_000,
         }, environ={})
-        state = build_state(config)
-        state.feeds = [_HandOverFeed()]  # the benchmark's feed publishes on the bus itself
-        self.state = state
-        self.subs = state.hub.subscribers
-        self._publish = state.bus.publish
-        runner = JsonErrorAppRunner(create_app(state), access_log=None, handle_signals=False,
+        # the benchmark's feed publishes through the engine itself
+        server = build(config, feeds=[_HandOverFeed(codes)])
+        self.server = server
+        self.subs = server.app[GATEWAY].hub.subscribers
+        self._publish = server.engine.publish
+        runner = JsonErrorAppRunner(server.app, access_log=None, handle_signals=False,
                                     keepalive_timeout=config.server.http_idle_timeout)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
-        server = site._server
-        assert server is not None
-        sockets = server.sockets  # type: ignore[attr-defined]
-        while not state.ready:
+        listener = site._server
+        assert listener is not None
+        sockets = listener.sockets  # type: ignore[attr-defined]
+        while not server.ingest.ready:
             await asyncio.sleep(0.01)
         return int(sockets[0].getsockname()[1])
 
@@ -241,15 +242,21 @@ class TickwireImpl(Impl):
 
 
 class _HandOverFeed:
-    """Stands in for tickwire's feeds: live at once; the benchmark publishes on the bus."""
+    """Stands in for tickwire's feeds: live at once; the benchmark publishes on the engine."""
 
     name = "bench"
+
+    def __init__(self, codes: list[str]) -> None:
+        from tickwire.feeds.base import FeedState
+
+        self.codes = codes
+        self.state = FeedState.LIVE
 
     async def run(self, sink: Any) -> None:
         await asyncio.Event().wait()
 
     def status(self) -> dict[str, object]:
-        return {"kind": self.name, "state": "live"}
+        return {"kind": self.name}
 
 
 class WebsocketsImpl(Impl):

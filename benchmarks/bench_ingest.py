@@ -9,7 +9,7 @@ is the best of a few passes over the same updates, a fresh market for each pass:
 - core, quote + 7 intervals: `Market.apply(update, encode=False)`, what an update of a product
   nobody watches costs: quote state (day statistics, book, trades) and all seven K-line builders;
 - core, live: `Market.apply(update)`, the same plus the body encoded once for the wire;
-- pipeline + SQLite: `Pipeline.publish` in feed-sized batches with `advance` per batch,
+- pipeline + SQLite: `Ingest.publish` in feed-sized batches with `advance` per batch,
   `persist` every 0.25 s of wall time (as the server does) into a real `SqliteStore`, and the
   clock stopped only when the store's writer has committed everything. Run twice: as the
   server runs it with nobody subscribed (a body is encoded only when read), and with every
@@ -35,10 +35,11 @@ import msgspec
 from benchlib import SERVER_CORE, table
 
 from tickwire.catalogue import load_catalogue
-from tickwire.engine.memory import MemoryBus
+from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.feeds.sim import ProductSim
-from tickwire.gateway.pipeline import Pipeline
+from tickwire.ingest.pipeline import Ingest
+from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
 from tickwire.market.hours import TradingHours
 from tickwire.models import Update
@@ -46,7 +47,7 @@ from tickwire.models import Update
 T0_MS = 1_763_424_000_000 + 2 * 3_600_000  # Tuesday 2025-11-18 10:00 in Shanghai
 RATE = 5.0
 BATCH = 50
-"""Updates per `Pipeline.publish` call (a 50 ms feed tick over the whole catalogue)."""
+"""Updates per `Ingest.publish` call (a 50 ms feed tick over the whole catalogue)."""
 CHUNK = 1000
 """Updates made fresh at a time (untimed) before they are applied (timed)."""
 
@@ -123,35 +124,41 @@ def core(encoded: list[bytes], encode: bool) -> float:
 
 def pipeline(encoded: list[bytes], workdir: Path, watched: bool) -> tuple[float, int]:
     store = SqliteStore(workdir / f"ingest-{time.monotonic_ns()}.sqlite3")
-    bus = MemoryBus()
+    market = fresh_market()
+    engine = MemoryEngine(load_catalogue(None), market, store)
     published = 0
 
     def count(batch: list[tuple[str, bytes]]) -> None:
         nonlocal published
         published += len(batch)
 
-    bus.subscribe(count)
-    pipe = Pipeline(fresh_market(), bus, store, wanted=lambda code: watched)
+    engine.subscribe(count)
+    if watched:
+        for code in market.products:
+            engine.watch(code)
+    writer = StoreWriter(store)
+    ingest = Ingest(market, engine, store, writer)
+    sink = ingest.sink(list(market.products))
     persist_at = time.monotonic() + 0.25
 
     def work(updates: list[Update]) -> None:
         nonlocal persist_at
         for i in range(0, len(updates), BATCH):
             batch = updates[i:i + BATCH]
-            pipe.publish(batch)
-            pipe.advance(batch[-1].ts)
+            sink.publish(batch)
+            sink.advance(batch[-1].ts)
             if time.monotonic() >= persist_at:
-                pipe.persist()
+                ingest.persist()
                 persist_at = time.monotonic() + 0.25
 
     seconds = timed(encoded, work)
     began = time.perf_counter()
-    pipe.persist()
-    store.flush()  # the clock stops when everything is committed
+    ingest.persist()
+    writer.close()  # the clock stops when everything is committed
     seconds += time.perf_counter() - began
     rows = store.count_bars()
     store.close()
-    assert published == (pipe.updates_in if watched else 0), (published, pipe.updates_in)
+    assert published == (ingest.updates_in if watched else 0), (published, ingest.updates_in)
     return seconds, rows
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tickwire.config import Config, ConfigError, FeedConfig, load_config
+from tickwire.config import Config, ConfigError, SimFeedConfig, load_config
 
 
 def write(tmp_path: Path, text: str, name: str = "tickwire.toml") -> Path:
@@ -37,7 +37,8 @@ def test_defaults_are_the_contracts() -> None:
     limits = config.limits
     assert (limits.quote_per_code, limits.kline_per_code, limits.category, limits.symbols) == \
         (3, 5, 2, 2)
-    assert config.feeds == [FeedConfig(kind="sim", seed=1, rate=5.0)]
+    assert config.feeds == [SimFeedConfig(seed=1, rate=5.0)]
+    assert config.engine.kind == "memory"
     assert config.websocket.max_message_bytes == 65536
     assert config.websocket.idle_timeout == 30
     assert config.products == []
@@ -109,8 +110,8 @@ seed = 43
             config.limits.category, config.limits.symbols) == (10, 11, 12, 13)
     assert (config.websocket.max_codes, config.websocket.ping_interval) == (50, 5)
     assert config.feeds == [
-        FeedConfig(kind="sim", seed=42, rate=0.5, history=False, codes=["btcusdt"]),
-        FeedConfig(seed=43),
+        SimFeedConfig(seed=42, rate=0.5, history=False, codes=["btcusdt"]),
+        SimFeedConfig(seed=43),
     ]
 
 
@@ -198,6 +199,8 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
     ("[websocket]\nping_interval = 40\n", "websocket.ping_interval", "idle_timeout"),
     ("[[feeds]]\nrate = 0\n", "feeds[0].rate", "(0, 100000]"),
     ("feeds = []\n", "feeds", "at least one"),
+    ('[[feeds]]\nkind = "nosuch"\n', "feeds[0].kind", "one of: sim"),
+    ('[engine]\nkind = "nosuch"\n', "engine.kind", "memory"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, text: str, key: str, detail: str) -> None:
     with pytest.raises(ConfigError) as info:

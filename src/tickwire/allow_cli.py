@@ -83,7 +83,7 @@ def _fail(exc: AllowError) -> None:
 
 
 def _normal(cidr: str) -> str:
-    from tickwire.gateway.guards import parse_network
+    from tickwire.gateway.access import parse_network
 
     try:
         return str(parse_network(cidr))
@@ -103,8 +103,8 @@ def list_entries(config: ConfigOpt = None, data_dir: DataDirOpt = None, server: 
         try:
             rows = [{"cidr": _normal(c), "source": "config", "note": "from the config file"}
                     for c in configured]
-            rows += [{"cidr": c, "source": "admin", "note": n, "added_ms": ms}
-                     for c, n, ms in store.allow_entries()]
+            rows += [{"cidr": e.cidr, "source": "admin", "note": e.note, "added_ms": e.added_ms}
+                     for e in store.allow_list().entries]
         finally:
             store.close()
         _show(rows)
@@ -124,7 +124,7 @@ def add_entry(cidr: str, note: Annotated[str, typer.Option(help="Why")] = "",
         else:
             store, _ = _local(config, data_dir)
             try:
-                store.add_allow(normal, note)
+                store.allow_add(normal, note)
             finally:
                 store.close()
         typer.echo(f"allowed {normal}")
@@ -144,7 +144,7 @@ def remove_entry(cidr: str, config: ConfigOpt = None, data_dir: DataDirOpt = Non
         else:
             store, _ = _local(config, data_dir)
             try:
-                if not store.remove_allow(normal):
+                if not store.allow_remove(normal)[0]:
                     raise AllowError(f"{normal} is not on the run-time allow-list")
             finally:
                 store.close()

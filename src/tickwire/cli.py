@@ -45,8 +45,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the server (simulated markets and SQLite by default)."""
-    from tickwire.gateway.app import serve as run_server
     from tickwire.logs import setup_logging
+    from tickwire.server import serve as run_server
 
     try:
         settings = load_config(config, {"server.host": host, "server.port": port,
@@ -56,7 +56,7 @@ def serve(
     setup_logging(settings.server.log_format, settings.server.log_level)
     try:
         _run(run_server(settings))
-    except CatalogueError as exc:
+    except (CatalogueError, ConfigError) as exc:
         _fail(f"config error: {exc}", 2)
     except OSError as exc:
         _fail(str(exc), 1)

@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -77,15 +78,26 @@ class WebSocketConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Seconds a connection may stay a slow reader before it is closed with 1008."""
 
 
-class FeedConfig(msgspec.Struct, forbid_unknown_fields=True):
-    kind: Literal["sim"] = "sim"
+class SimFeedConfig(msgspec.Struct, tag="sim", tag_field="kind", forbid_unknown_fields=True):
+    """`kind = "sim"`: simulated markets."""
+
     seed: int = 1
     rate: float = 5.0
     """Updates per product per second."""
     history: bool = True
     """Fill plausible history into an empty store on first start."""
     codes: list[str] = []
-    """Products this feed drives (empty: all)."""
+    """Products this feed drives (empty: all the catalogue's, less those of other feeds)."""
+
+
+FeedConfig = SimFeedConfig
+"""Every kind of feed, told apart by `kind` (a union once there are several; a new kind is a
+config class here and a module in `tickwire.feeds`)."""
+
+
+class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
+    kind: Literal["memory"] = "memory"
+    """What the ingest and the gateway share: "memory" (one process, SQLite for history)."""
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -93,15 +105,21 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     access: AccessConfig = msgspec.field(default_factory=AccessConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     websocket: WebSocketConfig = msgspec.field(default_factory=WebSocketConfig)
-    feeds: list[FeedConfig] = msgspec.field(default_factory=lambda: [FeedConfig()])
+    engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    feeds: list[FeedConfig] = msgspec.field(default_factory=lambda: [SimFeedConfig()])
     products: list[Product] = []
 
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
 
+    @property
+    def database_path(self) -> Path:
+        """The store's database file in the data dir."""
+        return self.data_path / "tickwire.sqlite3"
 
-_SECTIONS = ("server", "access", "limits", "websocket")
+
+_SECTIONS = ("server", "access", "limits", "websocket", "engine")
 _PATH = re.compile(r"`\$\.?(.*)`")
 
 
@@ -135,7 +153,24 @@ def _key_of(exc: msgspec.ValidationError) -> tuple[str, str]:
         if field:
             key = f"{key}.{field[1]}" if key else field[1]
             message = "unknown key"
+    elif message.startswith(("Invalid enum value", "Invalid value")):
+        choices = _choices(key)
+        if choices:
+            message += f" (one of: {', '.join(choices)})"
     return key or "config", message
+
+
+def _choices(key: str) -> list[str]:
+    """The values a setting may take when it is one of a few (`engine.kind`)."""
+    if re.fullmatch(r"feeds\[\d+\]\.kind", key):
+        kinds = typing.get_args(FeedConfig) or (FeedConfig,)
+        return [str(k.__struct_config__.tag) for k in kinds]
+    section, _, name = key.partition(".")
+    struct = typing.get_type_hints(Config).get(section)
+    if struct is None or not name:
+        return []
+    hint = typing.get_type_hints(struct).get(name)
+    return [str(v) for v in typing.get_args(hint)] if typing.get_origin(hint) is Literal else []
 
 
 def _validate(config: Config) -> None:

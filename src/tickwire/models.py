@@ -45,13 +45,15 @@ class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Update(msgspec.Struct, array_like=True):
     """A normalized market event from a feed, at its own event time.
 
-    `bids`/`asks` are the top of the book, best first, as (price, volume); None keeps the
-    previous book. `trades` are (price, size, direction) that happened at `ts`.
+    `price` is the last price; None for an update that carries only a book or trades, which
+    leaves the price, the day's statistics and the K-lines as they are. `bids`/`asks` are
+    the top of the book, best first, as (price, volume); None keeps the previous book.
+    `trades` are (price, size, direction) that happened at `ts`.
     """
 
     code: str
     ts: int
-    price: float
+    price: float | None
     bids: list[tuple[float, float]] | None = None
     asks: list[tuple[float, float]] | None = None
     trades: list[tuple[float, float, int]] = []

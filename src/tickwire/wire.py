@@ -7,6 +7,11 @@ from typing import Any
 
 import msgspec
 
+MAX_CODES_PER_QUOTE = 50
+"""Codes one `getQuote.php` request may ask for."""
+MAX_PAGE_SIZE = 100
+"""The largest `pageSize` of `getSymbolList.php` (a bigger one is clamped)."""
+
 _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
 

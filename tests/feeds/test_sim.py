@@ -248,7 +248,7 @@ def _history_market(code: str, now: int, seed: int = 1) -> tuple[Market, Trading
     market.load_history(code, history.bars, history.stats)
     for update in history.updates:
         market.apply(update, encode=False)
-    market.advance(now)
+    market.advance(now, [code])
     return market, market.products[code].hours, history
 
 
@@ -505,7 +505,7 @@ def test_history_fills_full_windows_where_daylight_saving_time_changes(code: str
     market.load_history(code, history.bars, history.stats)
     for update in history.updates:
         market.apply(update, encode=False)
-    market.advance(now)
+    market.advance(now, [code])
     for name in INTERVALS:
         interval = Interval(name, tz)
         blobs, complete = market.products[code].series[name].newest(WINDOW[name])

@@ -1,4 +1,4 @@
-"""The guards' pure parts: addresses, the allow-list, forwarded-for, limits and budgets."""
+"""The guards' pure parts: addresses, the allow-list, forwarded-for, budgets, refusals."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ import time
 
 import pytest
 
-from tickwire.errors import RateLimited
-from tickwire.gateway.guards import (
-    AllowList,
-    MessageBudget,
-    RateLimiter,
-    Refusals,
-    forwarded_client,
-    parse_address,
-    parse_network,
-)
+from tickwire.engine.base import AllowSnapshot, StoredAllow
+from tickwire.gateway.access import AllowList, forwarded_client, parse_address, parse_network
+from tickwire.gateway.guards import Refusals
+from tickwire.gateway.ws import MessageBudget
 
 
 def test_v4_mapped_v6_is_read_as_v4() -> None:
@@ -33,27 +27,46 @@ def test_allow_list_v4_v6_and_mapped() -> None:
     assert not allow.allows("2001:db9::1") and not allow.allows("garbage")
 
 
-def test_allow_list_run_time_entries() -> None:
-    allow = AllowList(["127.0.0.1"])
-    entry = allow.add("203.0.113.0/24", "office", 5)
-    assert entry.cidr == "203.0.113.0/24" and entry.source == "admin"
-    assert allow.allows("203.0.113.77")
-    assert allow.add("127.0.0.1", "again", 6).source == "config"  # config entry unchanged
-    removed = allow.remove("203.0.113.0/24")
-    assert removed is not None and not allow.allows("203.0.113.77")
-    kept = allow.remove("127.0.0.1")
-    assert kept is not None and kept.source == "config" and allow.allows("127.0.0.1")
-    assert allow.remove("10.0.0.0/8") is None
-    with pytest.raises(ValueError):
-        allow.add("10.0.0.0/33", "", 0)
+def snapshot(version: int, *cidrs: str) -> AllowSnapshot:
+    return AllowSnapshot(version, [StoredAllow(c, f"note {c}", i) for i, c in enumerate(cidrs)])
 
 
-def test_allow_list_follows_the_store() -> None:
+def test_allow_list_takes_the_stored_entries_beside_the_config_ones() -> None:
     allow = AllowList(["127.0.0.1"])
-    allow.sync([("10.1.0.0/16", "a", 1)])
+    assert allow.apply(snapshot(1, "203.0.113.0/24", "2001:db8::/32"))
+    assert allow.allows("203.0.113.77") and allow.allows("2001:db8::5")
+    assert [(e.cidr, e.source) for e in allow.entries()] == [
+        ("127.0.0.1/32", "config"), ("203.0.113.0/24", "admin"), ("2001:db8::/32", "admin")]
+    found = allow.find("203.0.113.0/24")
+    assert found is not None and found.note == "note 203.0.113.0/24"
+    assert allow.apply(snapshot(2))
+    assert not allow.allows("203.0.113.77") and allow.allows("127.0.0.1")
+
+
+def test_a_config_entry_stays_whatever_the_store_says() -> None:
+    allow = AllowList(["127.0.0.1"])
+    allow.apply(snapshot(1, "127.0.0.1/32"))
+    allow.apply(snapshot(2))
+    assert allow.allows("127.0.0.1")
+    entry = allow.find("127.0.0.1/32")
+    assert entry is not None and entry.source == "config"
+
+
+def test_a_stale_snapshot_never_undoes_a_newer_one() -> None:
+    allow = AllowList([])
+    assert allow.apply(snapshot(5, "10.1.0.0/16"))
+    assert not allow.apply(snapshot(4))  # read before the addition, applied after it
+    assert not allow.apply(snapshot(5))
     assert allow.allows("10.1.2.3")
-    allow.sync([])
-    assert not allow.allows("10.1.2.3") and allow.allows("127.0.0.1")
+    assert allow.apply(snapshot(6))  # the removal
+    assert not allow.apply(snapshot(5, "10.1.0.0/16"))
+    assert not allow.allows("10.1.2.3")
+
+
+def test_an_entry_the_store_holds_but_cannot_parse_is_skipped() -> None:
+    allow = AllowList([])
+    allow.apply(snapshot(1, "not-a-range", "10.0.0.0/8"))
+    assert allow.allows("10.2.3.4") and [e.cidr for e in allow.entries()] == ["10.0.0.0/8"]
 
 
 TRUSTED = [parse_network("10.0.0.1"), parse_network("10.0.0.2")]
@@ -71,17 +84,6 @@ TRUSTED = [parse_network("10.0.0.1"), parse_network("10.0.0.2")]
 ])
 def test_forwarded_for(peer: str, headers: list[str], client: str) -> None:
     assert forwarded_client(peer, headers, TRUSTED) == client
-
-
-def test_rate_limiter_counts_per_key_in_a_sliding_second() -> None:
-    limiter = RateLimiter()
-    for _ in range(3):
-        limiter.check([("ip", "quote", "a")], 3, ["a"])
-    with pytest.raises(RateLimited) as refused:
-        limiter.check([("ip", "quote", "a"), ("ip", "quote", "b")], 3, ["a", "b"])
-    assert "a" in refused.value.msg and 0 < refused.value.retry_after <= 1
-    limiter.check([("ip", "quote", "b")], 3, ["b"])  # the refused request counted for nobody
-    limiter.check([("other", "quote", "a")], 3, ["a"])
 
 
 def test_message_budget_drops_over_the_rate_and_tracks_a_flood() -> None:

@@ -1,47 +1,143 @@
-"""The seam between one process and many: the bus that carries encoded quotes and the store.
+"""The engine: what the processes of one deployment share, behind one interface.
 
-One interface, several implementations (in-process memory plus SQLite by default).
+The ingest writes through it (encoded updates, the latest quotes, K-lines, its own status);
+the gateway reads through it and keeps its counters there (the allow-list, WebSockets per
+IP, rate limits). One process wires both to the memory engine (`engine.memory`); a
+scale-out engine keeps the same things where several processes can reach them. The
+contract every engine keeps is the suite in `tests/engine/`.
+
+Calls that a shared engine answers over the network are coroutines; the two on the path of
+every update (`publish`, `watched`) are plain calls, so an engine that needs I/O for them
+queues the work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
-from tickwire.market.bars import BarRow
-from tickwire.market.quotes import DayStats
-from tickwire.market.state import StoredBar
+import msgspec
+
+from tickwire.catalogue import Catalogue
 
 Published = list[tuple[str, bytes]]
-"""A batch of (product code, encoded quote body)."""
+"""A batch of (product code, encoded quote body), in the order the updates happened."""
 
 
-class Bus(Protocol):
-    """Carries each encoded update of a subscribed product to every gateway.
+class StoredAllow(msgspec.Struct, frozen=True):
+    """An allow-list entry added at run time (the config file's entries are not stored)."""
 
-    A product's latest quote is read from the market of the process that keeps it
-    (`Market.body`), which encodes it when it is read.
-    """
-
-    def publish(self, batch: Published) -> None: ...
-
-    def subscribe(self, handler: Callable[[Published], None]) -> None: ...
+    cidr: str
+    note: str
+    added_ms: int
 
 
-class Store(Protocol):
-    """Durable K-lines, day statistics and the run-time allow-list."""
+class AllowSnapshot(NamedTuple):
+    """The run-time allow-list as of one `version`. Every change bumps the version together
+    with the entries, so a reader that has applied version N ignores any snapshot <= N: a
+    slow read can never undo a change applied after it began."""
 
-    def is_empty(self) -> bool: ...
+    version: int
+    entries: list[StoredAllow]
 
-    def put(self, closed: Iterable[StoredBar], forming: Iterable[StoredBar],
-            stats: Iterable[tuple[str, DayStats]]) -> None: ...
 
-    def read_bars(self, code: str, interval: str, rows: int, end_ms: int | None) -> list[BarRow]:
-        """Up to `rows` bars with open time <= end_ms (any when None), newest first."""
+class IngestStatus(msgspec.Struct):
+    """What the ingest reports about itself, for `/healthz` and `/metrics`."""
+
+    ready: bool = False
+    """Every feed has been live (or has finished) once."""
+    feeds: list[dict[str, object]] = []
+    store: dict[str, object] = {}
+    store_ok: bool = True
+    """False while the store cannot write (the changes wait, bounded, and are retried)."""
+    updates_in: int = 0
+    unknown: int = 0
+    """Updates of codes that are not in the catalogue (dropped)."""
+
+
+class RateVerdict(NamedTuple):
+    """The answer of a rate-limit check: which keys are over, and how long until one fits."""
+
+    over: list[int]
+    """Indexes of the keys over their limit (nothing was counted when any is)."""
+    retry_after: float
+
+
+class Engine(Protocol):
+    kind: str
+
+    # the catalogue ------------------------------------------------------------------------
+
+    def catalogue(self) -> Catalogue:
+        """The categories and products being served."""
         ...
 
-    def load_stats(self) -> dict[str, DayStats]: ...
+    # updates: the ingest's side -----------------------------------------------------------
 
-    def flush(self) -> None: ...
+    def publish(self, batch: Published) -> None:
+        """Hand encoded updates to every gateway watching their products."""
+        ...
 
-    def close(self) -> None: ...
+    def watched(self, code: str) -> bool:
+        """Whether a gateway watches `code` (the ingest encodes every update of those)."""
+        ...
+
+    def report(self, status: IngestStatus) -> None:
+        """The ingest's status, reported a few times a second."""
+        ...
+
+    # updates: the gateway's side ----------------------------------------------------------
+
+    def subscribe(self, handler: Callable[[Published], None]) -> None:
+        """Call `handler` with each published batch (of watched codes)."""
+        ...
+
+    def watch(self, code: str) -> None:
+        """This gateway has a subscriber for `code` (counted: call `unwatch` as often)."""
+        ...
+
+    def unwatch(self, code: str) -> None: ...
+
+    async def latest(self, codes: list[str]) -> list[bytes | None]:
+        """The newest encoded quote of each code (None: unknown, or no update yet)."""
+        ...
+
+    async def klines(self, code: str, interval: str, rows: int,
+                     end_ms: int | None) -> list[bytes]:
+        """Up to `rows` encoded bars of `code` with open time <= `end_ms` (any when None),
+        newest first; the forming bar included. From memory where the window holds them,
+        else from the whole stored history."""
+        ...
+
+    async def status(self) -> IngestStatus | None:
+        """The ingest's newest report; None before the first."""
+        ...
+
+    # access -------------------------------------------------------------------------------
+
+    async def allow_list(self) -> AllowSnapshot: ...
+
+    async def allow_add(self, cidr: str, note: str) -> AllowSnapshot:
+        """Store an entry (`cidr` in normal form); the snapshot that includes it."""
+        ...
+
+    async def allow_remove(self, cidr: str) -> tuple[bool, AllowSnapshot]:
+        """Forget an entry; whether there was one, and the snapshot without it."""
+        ...
+
+    async def ws_acquire(self, ip: str, cap: int) -> bool:
+        """Count one more WebSocket of `ip`, unless it has `cap` already (then False)."""
+        ...
+
+    async def ws_release(self, ip: str) -> None: ...
+
+    async def rate_check(self, keys: list[str], limit: int) -> RateVerdict:
+        """Count one request for each key, unless any key has had `limit` in the last
+        second: then count nothing and say which."""
+        ...
+
+    def health(self) -> dict[str, object]:
+        """The engine's own state, for `/healthz`."""
+        ...
+
+    async def close(self) -> None: ...

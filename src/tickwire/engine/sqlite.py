@@ -1,26 +1,25 @@
-"""The embedded store: SQLite in WAL mode, written by one thread in batched transactions.
+"""The embedded store: K-line history, day statistics and the run-time allow-list in SQLite.
 
-Writes are buffered in memory (the newest version of each bar wins) and committed every
-`flush_interval` seconds, so a `kill -9` loses at most that much; the primary key
-(code, interval, open time) makes a duplicate bar impossible.
+WAL mode, so readers never wait for the writer. Bars are written in batches by the ingest's
+store writer (`tickwire.ingest.writer`), one transaction per batch: the primary key (code,
+interval, open time) makes a duplicate bar impossible, and a batch is all or nothing.
+The allow-list carries a version bumped in the same transaction as each change.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import msgspec
 
+from tickwire.engine.base import AllowSnapshot, StoredAllow
 from tickwire.market.bars import BarRow
 from tickwire.market.quotes import DayStats
 from tickwire.market.state import StoredBar
-
-log = logging.getLogger("tickwire.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -33,13 +32,21 @@ CREATE TABLE IF NOT EXISTS day_stats (code TEXT PRIMARY KEY, stats BLOB NOT NULL
 CREATE TABLE IF NOT EXISTS allow (
     cidr TEXT PRIMARY KEY, note TEXT NOT NULL DEFAULT '', added_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('allow_version', 0);
 """
 
 _UPSERT_BAR = "INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_STATS = "INSERT OR REPLACE INTO day_stats VALUES (?, ?)"
+_BUMP_ALLOW = "UPDATE meta SET value = value + 1 WHERE key = 'allow_version'"
 
 _stats_encoder = msgspec.json.Encoder()
 _stats_decoder = msgspec.json.Decoder(DayStats)
+
+
+def _bar_row(cursor: sqlite3.Cursor, row: tuple[int, float, float, float, float, float]
+             ) -> BarRow:
+    return BarRow(*row)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -50,83 +57,51 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteStore:
-    def __init__(self, path: Path, flush_interval: float = 0.25) -> None:
+    """The database file at `path`: one writer connection (used by one thread at a time),
+    one reader connection per thread."""
+
+    def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.flush_interval = flush_interval
         self._writer = _connect(path)
         self._writer.executescript(_SCHEMA)
         self._readers = threading.local()
-        self._lock = threading.Lock()  # guards the write buffers
-        self._wlock = threading.Lock()  # serializes use of the writer connection
-        self._bars: dict[tuple[str, str, int], BarRow] = {}
-        self._stats: dict[str, bytes] = {}
-        self._wake = threading.Event()
-        self._stopping = False
-        self.rows_written = 0
-        self.last_flush = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="tickwire-store", daemon=True)
-        self._thread.start()
+        self._wlock = threading.Lock()
 
     # writing -----------------------------------------------------------------------------
 
-    def put(self, closed: Iterable[StoredBar], forming: Iterable[StoredBar],
-            stats: Iterable[tuple[str, DayStats]]) -> None:
-        encoded = [(code, _stats_encoder.encode(s)) for code, s in stats]
-        with self._lock:
-            bars = self._bars
-            for code, interval, row in closed:
-                bars[(code, interval, row[0])] = row
-            for code, interval, row in forming:
-                bars[(code, interval, row[0])] = row
-            self._stats.update(encoded)
-
-    @property
-    def pending(self) -> int:
-        """Bars waiting to be written."""
-        return len(self._bars)
-
-    def flush(self) -> None:
-        """Write everything buffered now, in the caller's thread."""
-        with self._lock:
-            bars, self._bars = self._bars, {}
-            stats, self._stats = self._stats, {}
-        if not bars and not stats:
-            self.last_flush = time.monotonic()
-            return
+    def write(self, bars: Iterable[StoredBar], stats: Mapping[str, DayStats]) -> None:
+        """Commit bars and day statistics in one transaction; on an error nothing of it is
+        written and the error is raised (`sqlite3.Error`)."""
+        bar_rows = [(code, interval, *row) for code, interval, row in bars]
+        stat_rows = [(code, _stats_encoder.encode(s)) for code, s in stats.items()]
         with self._wlock:
-            self._writer.execute("BEGIN")
-            self._writer.executemany(
-                _UPSERT_BAR, [(c, i, *row) for (c, i, _), row in bars.items()]
-            )
-            self._writer.executemany(_UPSERT_STATS, list(stats.items()))
-            self._writer.execute("COMMIT")
-        self.rows_written += len(bars)
-        self.last_flush = time.monotonic()
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
+            conn = self._writer
+            conn.execute("BEGIN")
             try:
-                self.flush()
-            except sqlite3.Error:
-                log.exception("store flush failed; will retry")
-                time.sleep(self.flush_interval)
+                conn.executemany(_UPSERT_BAR, bar_rows)
+                conn.executemany(_UPSERT_STATS, stat_rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        self._thread.join()
-        self.flush()
-        self._writer.close()
+        with self._wlock:
+            self._writer.close()
+        reader: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if reader is not None:
+            reader.close()
+            self._readers.conn = None
 
     # reading -----------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
+                                   isolation_level=None)
             conn.execute("PRAGMA query_only=1")
             self._readers.conn = conn
         return conn
@@ -135,11 +110,13 @@ class SqliteStore:
         return self._reader().execute("SELECT 1 FROM bars LIMIT 1").fetchone() is None
 
     def read_bars(self, code: str, interval: str, rows: int, end_ms: int | None) -> list[BarRow]:
+        """Up to `rows` bars with open time <= end_ms (any when None), newest first."""
         cursor = self._reader().execute(
             "SELECT open_ms, open, high, low, close, volume FROM bars"
             " WHERE code = ? AND interval = ? AND open_ms <= ? ORDER BY open_ms DESC LIMIT ?",
             (code, interval, end_ms if end_ms is not None else 2**62, rows),
         )
+        cursor.row_factory = _bar_row  # type: ignore[assignment]
         return cursor.fetchall()
 
     def count_bars(self) -> int:
@@ -152,19 +129,42 @@ class SqliteStore:
 
     # the run-time allow-list ---------------------------------------------------------------
 
-    def allow_entries(self) -> list[tuple[str, str, int]]:
-        return self._reader().execute(
-            "SELECT cidr, note, added_ms FROM allow ORDER BY added_ms"
-        ).fetchall()
+    def allow_list(self) -> AllowSnapshot:
+        """The entries and their version, read in one transaction."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            return self._allow_snapshot(conn)
+        finally:
+            conn.execute("COMMIT")
 
-    def add_allow(self, cidr: str, note: str) -> None:
-        with self._wlock:
-            self._writer.execute(
-                "INSERT OR REPLACE INTO allow VALUES (?, ?, ?)",
-                (cidr, note, int(time.time() * 1000)),
-            )
+    @staticmethod
+    def _allow_snapshot(conn: sqlite3.Connection) -> AllowSnapshot:
+        (version,) = conn.execute(
+            "SELECT value FROM meta WHERE key = 'allow_version'").fetchone()
+        rows = conn.execute("SELECT cidr, note, added_ms FROM allow ORDER BY added_ms, cidr")
+        return AllowSnapshot(int(version), [StoredAllow(*row) for row in rows])
 
-    def remove_allow(self, cidr: str) -> bool:
+    def allow_add(self, cidr: str, note: str) -> AllowSnapshot:
+        return self._change_allow("INSERT OR REPLACE INTO allow VALUES (?, ?, ?)",
+                                  (cidr, note, int(time.time() * 1000)))[1]
+
+    def allow_remove(self, cidr: str) -> tuple[bool, AllowSnapshot]:
+        return self._change_allow("DELETE FROM allow WHERE cidr = ?", (cidr,))
+
+    def _change_allow(self, sql: str, args: tuple[object, ...]) -> tuple[bool, AllowSnapshot]:
+        """Change the list and bump its version in one transaction; the snapshot after it."""
         with self._wlock:
-            cursor = self._writer.execute("DELETE FROM allow WHERE cidr = ?", (cidr,))
-        return cursor.rowcount > 0
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                changed = conn.execute(sql, args).rowcount > 0
+                if changed:
+                    conn.execute(_BUMP_ALLOW)
+                snapshot = self._allow_snapshot(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return changed, snapshot

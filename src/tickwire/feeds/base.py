@@ -1,7 +1,13 @@
-"""What a feed is: a source of normalized updates, and the sink it hands them to."""
+"""What a feed is: a source of normalized updates, and the sink it hands them to.
+
+A feed drives the products it claims (`codes`; no two feeds of a server claim one), on a
+clock of its own: its `advance(now)` closes the bars of its own products only. The ingest
+runs each feed under a supervisor that restarts it when it raises.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Protocol
 
 from tickwire.market.bars import BarRow
@@ -9,20 +15,21 @@ from tickwire.market.quotes import DayStats
 from tickwire.models import Update
 
 
-class Sink(Protocol):
-    """Where a feed's updates go (the server's pipeline)."""
+class FeedState(StrEnum):
+    CONNECTING = "connecting"
+    """Starting, connecting or filling history: no live updates yet."""
+    LIVE = "live"
+    DOWN = "down"
+    """It failed; the supervisor restarts it after a backoff."""
+    FINISHED = "finished"
+    """It ended by itself (a replay that reached its end)."""
 
-    def publish(self, updates: list[Update]) -> None:
-        """Live updates, in event-time order per product."""
-        ...
 
-    def advance(self, now_ms: int) -> None:
-        """The feed's clock: bars that ended by `now_ms` are closed."""
-        ...
+class HistorySink(Protocol):
+    """What a feed that makes its own history may do besides publishing updates."""
 
-    def backfill(self, updates: list[Update]) -> None:
-        """Historic updates, oldest first: folded into quotes and bars; only the newest is
-        pushed, to clients already subscribed to its product."""
+    def needs_history(self) -> bool:
+        """True when the store is empty and a feed that can should fill history."""
         ...
 
     def load_history(self, code: str, bars: dict[str, list[BarRow]], stats: DayStats) -> None:
@@ -31,8 +38,9 @@ class Sink(Protocol):
         as if built from updates; not pushed to clients."""
         ...
 
-    def needs_history(self) -> bool:
-        """True when the store is empty and a feed that can should fill history."""
+    def backfill(self, updates: list[Update]) -> None:
+        """Historic updates, oldest first: folded into quotes and bars; only the newest is
+        pushed, to clients already subscribed to its product."""
         ...
 
     def resume(self, code: str) -> tuple[float, float] | None:
@@ -41,13 +49,31 @@ class Sink(Protocol):
         ...
 
 
+class Sink(Protocol):
+    """Where a feed's updates go (the ingest), bound to the feed's own products."""
+
+    history: HistorySink | None
+    """History capabilities, where the server keeps history (None: publish only)."""
+
+    def publish(self, updates: list[Update]) -> None:
+        """Live updates, in event-time order per product."""
+        ...
+
+    def advance(self, now_ms: int) -> None:
+        """The feed's clock: bars of its products that ended by `now_ms` are closed."""
+        ...
+
+
 class Feed(Protocol):
     name: str
+    codes: list[str]
+    """The products this feed drives."""
+    state: FeedState
 
     async def run(self, sink: Sink) -> None:
-        """Produce updates until cancelled."""
+        """Produce updates until cancelled, or until the source ends (then return)."""
         ...
 
     def status(self) -> dict[str, object]:
-        """A small JSON-able summary for /healthz."""
+        """A small JSON-able summary for /healthz (the supervisor adds state and error)."""
         ...

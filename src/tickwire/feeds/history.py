@@ -19,15 +19,11 @@ import itertools
 import math
 from typing import NamedTuple
 
-from tickwire.market.bars import BarRow, Interval
+from tickwire.market.bars import BarRow, Interval, combine
 from tickwire.market.clock import DAY_MS, TimeZone
 from tickwire.market.hours import TradingHours
 from tickwire.market.quotes import DayStats
 from tickwire.models import INTERVALS, WINDOW, Update
-
-_SHORT_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000}
-"""Intervals of a fixed length that divides an hour: the bars of a stretch of trading are
-counted by arithmetic (days and months, bar by bar)."""
 
 Piece = tuple[int, int, int, int]
 """(open_ms, first, last, trading_ms): one piece of the past, the bar of its region's
@@ -54,7 +50,7 @@ def window_starts(hours: TradingHours, tz: TimeZone, now: int) -> dict[str, int]
 
 
 def _window_start(hours: TradingHours, interval: Interval, now: int, count: int) -> int:
-    length = _SHORT_MS.get(interval.name, 0)
+    length = interval.length  # bars of a fixed length are counted by arithmetic
     found = 0
     edge = now  # every bar opening at or after `edge` is counted (or has no trading yet)
     while True:
@@ -183,22 +179,11 @@ def _walk_figures(pieces: list[Piece], tz: TimeZone) -> tuple[
 
 
 def _roll(items: list[BarRow], groups: list[tuple[int, int]], decimals: int) -> list[BarRow]:
-    """Aggregate consecutive `items` into bars: first open, highest high, lowest low, last
-    close, summed volume (rounded to `decimals`)."""
+    """Aggregate consecutive `items` into bars, `n` of them into the bar opening at `bar`
+    for each `(bar, n)` of `groups`."""
     out: list[BarRow] = []
     i = 0
     for bar, n in groups:
-        row = items[i]
-        if n == 1:
-            out.append(row if row[0] == bar else (bar, row[1], row[2], row[3], row[4], row[5]))
-        else:
-            _, o, h, low, _, v = row
-            for _, _, high, lower, _, volume in items[i + 1:i + n]:
-                if high > h:
-                    h = high
-                if lower < low:
-                    low = lower
-                v += volume
-            out.append((bar, o, h, low, items[i + n - 1][4], round(v, decimals)))
+        out.append(combine(bar, items[i:i + n], decimals))
         i += n
     return out

@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable, Iterable
 from statistics import NormalDist
 
-from tickwire.feeds.base import Sink
+from tickwire.feeds.base import FeedState, HistorySink, Sink
 from tickwire.feeds.history import History, HistoryPlan
 from tickwire.market.bars import BarRow
 from tickwire.market.clock import DAY_MS, TimeZone, now_ms
@@ -171,11 +171,13 @@ class ProductSim:
         candles = self._draw(plan, rate)
         bars = plan.roll_up(candles, self.product.volume_precision)
         days = bars["1d"]
-        today, previous_close = days[-1], days[-2][4] if len(days) > 1 else days[-1][1]
+        today = days[-1]
+        previous_close = days[-2].close if len(days) > 1 else today.open
         _, first, last, _ = plan.pieces[-1]
-        stats = DayStats(day=self._tz.day_span(last - 1)[0], ts=last - 1, price=candles[-1][4],
-                         open=today[1], high=today[2], low=today[3], last_close=previous_close,
-                         volume=today[5], amount=today[5] * sum(today[1:5]) / 4)
+        stats = DayStats(day=self._tz.day_span(last - 1)[0], ts=last - 1,
+                         price=candles[-1].close, open=today.open, high=today.high,
+                         low=today.low, last_close=previous_close, volume=today.volume,
+                         amount=today.volume * sum(today[1:5]) / 4)
         # go on from the last piece's close; a few updates at its end for the live quote
         times = [max(first, last - RECENT_TRADES + k) for k in range(RECENT_TRADES)]
         self._last_ts, self._last_price = times[0], stats.price
@@ -245,7 +247,7 @@ class ProductSim:
                         c_ticks = min(max(c_ticks, low), high)
                         x = math.log(c_ticks / scale)
             close = c_ticks
-            candles.append((open_ms, o_ticks / scale, h_ticks / scale, l_ticks / scale,
+            candles.append(BarRow(open_ms, o_ticks / scale, h_ticks / scale, l_ticks / scale,
                             c_ticks / scale, volume))
         self._log_price = x
         return candles
@@ -254,12 +256,12 @@ class ProductSim:
 class SimFeed:
     """Runs a `ProductSim` per product at `rate` updates per product per second."""
 
-    name = "sim"
-
     def __init__(self, products: Iterable[Product], hours: Callable[[str], TradingHours],
                  tz: TimeZone, seed: int = 1, rate: float = 5.0, history: bool = True,
-                 tick_seconds: float = 0.05) -> None:
+                 tick_seconds: float = 0.05, name: str = "sim") -> None:
+        self.name = name
         self._products = list(products)
+        self.codes = [p.code for p in self._products]
         self._hours = hours
         self._tz = tz
         self._seed = seed
@@ -269,43 +271,48 @@ class SimFeed:
         self.sims: list[ProductSim] = []
         self.updates = 0
         self.behind = 0
-        self.state = "starting"
-        self.progress = (0, len(self._products))
+        self.state = FeedState.CONNECTING
+        self.progress: tuple[int, int] | None = None
+        """(products done, all) while history is being filled."""
 
     def status(self) -> dict[str, object]:
-        done, total = self.progress
-        return {"kind": self.name, "state": self.state, "rate": self.rate,
-                "products": total, "updates": self.updates, "behind": self.behind,
-                **({"history": f"{done}/{total}"} if self.state == "history" else {})}
+        progress = {} if self.progress is None else \
+            {"history": f"{self.progress[0]}/{self.progress[1]}"}
+        return {"kind": "sim", "rate": self.rate, "products": len(self._products),
+                "updates": self.updates, "behind": self.behind, **progress}
 
     async def run(self, sink: Sink) -> None:
+        self.state = FeedState.CONNECTING
         now = now_ms()
+        history = sink.history
         self.sims = [
-            ProductSim(p, self._hours(p.code), self._tz, self._seed, sink.resume(p.code))
+            ProductSim(p, self._hours(p.code), self._tz, self._seed,
+                       history.resume(p.code) if history else None)
             for p in self._products
         ]
-        if self._history and sink.needs_history():
-            await self._backfill(sink, now)
-        self.state = "live"
+        if self._history and history is not None and history.needs_history():
+            await self._backfill(sink, history, now)
+        self.state = FeedState.LIVE
         await self._live(sink)
 
-    async def _backfill(self, sink: Sink, now: int) -> None:
-        self.state = "history"
+    async def _backfill(self, sink: Sink, history: HistorySink, now: int) -> None:
         began = time.monotonic()
         total = len(self.sims)
         log.info("filling history", extra={"products": total})
         plans: dict[str, HistoryPlan] = {}  # by trading hours: products share them
+        self.progress = (0, total)
         for done, sim in enumerate(self.sims, 1):
             plan = plans.get(sim.hours.text)
             if plan is None:
                 plan = plans[sim.hours.text] = HistoryPlan(sim.hours, self._tz, now)
-            history = sim.history(plan, self.rate)
-            sink.load_history(sim.product.code, history.bars, history.stats)
-            sink.backfill(history.updates)
+            made = sim.history(plan, self.rate)
+            history.load_history(sim.product.code, made.bars, made.stats)
+            history.backfill(made.updates)
             self.progress = (done, total)
             if done % 10 == 0 or done == total:
                 log.info("history progress", extra={"done": done, "total": total})
             await asyncio.sleep(0)
+        self.progress = None
         sink.advance(now)
         log.info("history filled", extra={"seconds": round(time.monotonic() - began, 2)})
 

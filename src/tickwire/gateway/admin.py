@@ -6,9 +6,7 @@ Off (404) while `access.admin_token` is empty. Changes apply at once and are kep
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -16,9 +14,9 @@ import msgspec
 from aiohttp import web
 
 from tickwire.errors import BadRequest, NotFound, TickwireError
-from tickwire.gateway.guards import AllowEntry, client_ip
-from tickwire.gateway.state import AppState
-from tickwire.wire import encode, envelope
+from tickwire.gateway.access import AllowEntry, client_ip, parse_network
+from tickwire.gateway.responses import data_response
+from tickwire.gateway.state import GATEWAY, Gateway
 
 MAX_NOTE = 200
 
@@ -28,16 +26,16 @@ class _NewEntry(msgspec.Struct, forbid_unknown_fields=True):
     note: str = ""
 
 
-def _authorize(request: web.Request) -> AppState:
-    state: AppState = request.app["state"]
-    token = state.config.access.admin_token
+def _authorize(request: web.Request) -> Gateway:
+    gateway = request.app[GATEWAY]
+    token = gateway.config.access.admin_token
     if not token:
         raise NotFound("the admin API is off: set access.admin_token to turn it on")
     given = request.headers.get("Authorization", "").encode()
     if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-        state.refusals.note("admin_auth", client_ip(request), request.path)
+        gateway.refusals.note("admin_auth", client_ip(request), request.path)
         raise TickwireError("missing or wrong admin token (Authorization: Bearer ...)", 401)
-    return state
+    return gateway
 
 
 def _as_json(entry: AllowEntry) -> dict[str, Any]:
@@ -45,46 +43,49 @@ def _as_json(entry: AllowEntry) -> dict[str, Any]:
             "added_ms": entry.added_ms}
 
 
-def _answer(data: Any) -> web.Response:
-    return web.Response(body=envelope(encode(data)), content_type="application/json",
-                        charset="utf-8")
+def _normal_cidr(text: str) -> str:
+    try:
+        return str(parse_network(text))
+    except ValueError:
+        raise BadRequest(f"bad cidr: {text[:64]!r} is not an IP address or range") from None
 
 
 async def list_allowed(request: web.Request) -> web.Response:
-    state = _authorize(request)
-    return _answer({"list": [_as_json(e) for e in state.allow_list.entries()]})
+    gateway = _authorize(request)
+    gateway.allow_list.apply(await gateway.engine.allow_list())
+    return data_response(request, {"list": [_as_json(e) for e in gateway.allow_list.entries()]})
 
 
 async def add_allowed(request: web.Request) -> web.Response:
-    state = _authorize(request)
+    """Store the entry, then apply the store's list with it: in force when this answers."""
+    gateway = _authorize(request)
     try:
         new = msgspec.json.decode(await request.read(), type=_NewEntry)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise BadRequest(f'bad body: want {{"cidr": "...", "note": "..."}} ({exc})') from None
     if len(new.note) > MAX_NOTE:
         raise BadRequest(f"bad note: at most {MAX_NOTE} characters")
-    try:
-        entry = state.allow_list.add(new.cidr, new.note, int(time.time() * 1000))
-    except ValueError:
-        raise BadRequest(f"bad cidr: {new.cidr[:64]!r} is not an IP address or range") from None
-    if entry.source == "admin":
-        await asyncio.to_thread(state.store.add_allow, entry.cidr, entry.note)
-    return _answer(_as_json(entry))
+    cidr = _normal_cidr(new.cidr)
+    existing = gateway.allow_list.find(cidr)
+    if existing is None or existing.source != "config":
+        gateway.allow_list.apply(await gateway.engine.allow_add(cidr, new.note))
+    entry = gateway.allow_list.find(cidr)
+    assert entry is not None
+    return data_response(request, _as_json(entry))
 
 
 async def remove_allowed(request: web.Request) -> web.Response:
-    state = _authorize(request)
-    cidr = unquote(request.match_info["cidr"])
-    try:
-        entry = state.allow_list.remove(cidr)
-    except ValueError:
-        raise BadRequest(f"bad cidr: {cidr[:64]!r} is not an IP address or range") from None
-    if entry is None:
-        raise NotFound(f"not on the allow-list: {cidr[:64]}")
-    if entry.source == "config":
+    """Forget the entry in the store, then apply the store's list without it."""
+    gateway = _authorize(request)
+    cidr = _normal_cidr(unquote(request.match_info["cidr"]))
+    entry = gateway.allow_list.find(cidr)
+    if entry is not None and entry.source == "config":
         raise TickwireError(f"{entry.cidr} comes from the config file; remove it there", 409)
-    await asyncio.to_thread(state.store.remove_allow, entry.cidr)
-    return _answer(_as_json(entry))
+    removed, snapshot = await gateway.engine.allow_remove(cidr)
+    gateway.allow_list.apply(snapshot)
+    if not removed:
+        raise NotFound(f"not on the allow-list: {cidr[:64]}")
+    return data_response(request, _as_json(entry or AllowEntry(cidr, "", "admin")))
 
 
 def add_routes(app: web.Application) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,10 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from tickwire.config import WebSocketConfig
-from tickwire.gateway.guards import MessageBudget, Refusals
+from tickwire.engine.base import Engine
+from tickwire.gateway.access import client_ip
+from tickwire.gateway.guards import Refusals
+from tickwire.gateway.state import GATEWAY
 from tickwire.wire import pong, push_message, split_codes, text_frame, ws_error
 
 log = logging.getLogger("tickwire.ws")
@@ -30,6 +34,35 @@ log = logging.getLogger("tickwire.ws")
 _decode = msgspec.json.decode
 MAX_UNKNOWN_REPORTED = 10
 """Unknown codes in one request reported one by one; the rest are summed up in one message."""
+
+
+class MessageBudget:
+    """A token bucket for one WebSocket's incoming messages: `rate` a second, bursts of `rate`."""
+
+    __slots__ = ("_last", "_last_drop", "_rate", "_tokens", "over_since", "warned_at")
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._tokens = rate
+        self._last = time.monotonic()
+        self._last_drop = 0.0
+        self.over_since = 0.0
+        """When the client went over and stayed over (a drop at least every second); 0 if not."""
+        self.warned_at = 0.0
+
+    def take(self, now: float) -> bool:
+        self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            if self.over_since and now - self._last_drop > 1.0:
+                self.over_since = 0.0
+            return True
+        if not self.over_since:
+            self.over_since = now
+        self._last_drop = now
+        return False
+
 
 
 @dataclass(eq=False)
@@ -59,20 +92,19 @@ class HubStats:
 class Hub:
     """Who is subscribed to what, and delivery of encoded updates to them."""
 
-    def __init__(self, settings: WebSocketConfig, latest: Callable[[str], bytes | None],
-                 known: Callable[[str], bool], refusals: Refusals) -> None:
+    def __init__(self, settings: WebSocketConfig, engine: Engine, refusals: Refusals) -> None:
         self.settings = settings
         self.refusals = refusals
-        self._latest = latest
-        self._known = known
+        self._engine = engine
         self.subscribers: dict[str, set[Connection]] = {}
+        """Connections by code; a code is here while it has one, and watched in the engine."""
         self.connections: set[Connection] = set()
         self.stats = HubStats()
         self._background: set[asyncio.Task[None]] = set()
+        engine.subscribe(self.on_batch)
 
-    def watched(self, code: str) -> bool:
-        """Whether any connection is subscribed to `code`."""
-        return code in self.subscribers
+    def _known(self, code: str) -> bool:
+        return code in self._engine.catalogue().products
 
     @property
     def subscription_count(self) -> int:
@@ -125,7 +157,7 @@ class Hub:
 
     # subscriptions -------------------------------------------------------------------------
 
-    def subscribe(self, conn: Connection, codes: list[str]) -> None:
+    async def subscribe(self, conn: Connection, codes: list[str]) -> None:
         limit = self.settings.max_codes
         fresh = [c for c in codes if c not in conn.codes and self._known(c)]
         wanted = max(len(codes), len(conn.codes) + len(fresh))
@@ -142,9 +174,14 @@ class Hub:
                 404, f"and {len(unknown) - MAX_UNKNOWN_REPORTED} more unknown codes"))
         for code in fresh:
             conn.codes.add(code)
-            self.subscribers.setdefault(code, set()).add(conn)
-            body = self._latest(code)
-            if body is not None:
+            subs = self.subscribers.get(code)
+            if subs is None:
+                subs = self.subscribers[code] = set()
+                self._engine.watch(code)
+            subs.add(conn)
+        # the snapshots after subscribing: an update published meanwhile is not missed
+        for body in await self._engine.latest(fresh) if fresh else ():
+            if body is not None and not conn.closing:
                 conn.out.append(text_frame(push_message(body)))
         if conn.out:
             self._flush(conn)
@@ -163,6 +200,7 @@ class Hub:
             subs.discard(conn)
             if not subs:
                 del self.subscribers[code]
+                self._engine.unwatch(code)
 
     def add(self, conn: Connection) -> None:
         self.connections.add(conn)
@@ -270,7 +308,7 @@ async def handle_messages(hub: Hub, conn: Connection) -> None:
                                         "messages over it are dropped"))
             continue
         if msg.type == WSMsgType.TEXT:
-            _handle_text(hub, conn, msg.data)
+            await _handle_text(hub, conn, msg.data)
         elif msg.type == WSMsgType.BINARY:
             hub.send(conn, ws_error(400, "binary frames are not supported; send JSON text"))
         elif msg.type == WSMsgType.PING:
@@ -279,7 +317,7 @@ async def handle_messages(hub: Hub, conn: Connection) -> None:
             break
 
 
-def _handle_text(hub: Hub, conn: Connection, text: str) -> None:
+async def _handle_text(hub: Hub, conn: Connection, text: str) -> None:
     try:
         message = _decode(text)
     except (msgspec.DecodeError, RecursionError):
@@ -295,7 +333,7 @@ def _handle_text(hub: Hub, conn: Connection, text: str) -> None:
         if codes is None:
             hub.send(conn, ws_error(400, "Key must be a string of comma-separated codes"))
         else:
-            hub.subscribe(conn, codes)
+            await hub.subscribe(conn, codes)
     elif "UnKey" in message:
         codes = parse_codes(message["UnKey"])
         if codes is None:
@@ -304,3 +342,32 @@ def _handle_text(hub: Hub, conn: Connection, text: str) -> None:
             hub.unsubscribe(conn, codes)
     else:
         hub.send(conn, ws_error(400, "unknown message: expected ping, Key or UnKey"))
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """`/ws`: the handshake (the guards have let it through), then the connection's life."""
+    gateway = request.app[GATEWAY]
+    settings = gateway.config.websocket
+    ws = web.WebSocketResponse(autoping=False, compress=False,
+                               max_msg_size=settings.max_message_bytes)
+    await ws.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    _bound_kernel_buffer(transport, settings.max_pending_bytes)
+    conn = Connection(ws, transport, client_ip(request), time.monotonic(),  # type: ignore[arg-type]
+                      budget=MessageBudget(settings.messages_per_second))
+    hub = gateway.hub
+    hub.add(conn)
+    try:
+        await handle_messages(hub, conn)
+    finally:
+        hub.remove(conn)
+    return ws
+
+
+def _bound_kernel_buffer(transport: asyncio.BaseTransport, size: int) -> None:
+    """Cap the kernel's send buffer too, so a stopped reader holds a bounded amount there."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(size, 65_536))

@@ -9,7 +9,8 @@ Each interval is built from the updates themselves, never rolled up from a small
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import msgspec
 
@@ -21,8 +22,34 @@ _FIXED_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h"
 """Intervals of a fixed length; a day (23 or 25 hours where daylight saving time changes) and
 a month are not."""
 
-BarRow = tuple[int, float, float, float, float, float]
-"""A finished bar: (open_ms, open, high, low, close, volume)."""
+
+
+class BarRow(NamedTuple):
+    """One bar of an interval, finished or forming."""
+
+    open_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+def combine(open_ms: int, rows: Sequence[BarRow], volume_decimals: int) -> BarRow:
+    """The bar opening at `open_ms` made of consecutive finer `rows` (at least one): first
+    open, highest high, lowest low, last close, summed volume rounded to its decimals."""
+    first = rows[0]
+    if len(rows) == 1:
+        return first if first.open_ms == open_ms else first._replace(open_ms=open_ms)
+    high, low, volume = first.high, first.low, first.volume
+    for row in rows[1:]:
+        if row.high > high:
+            high = row.high
+        if row.low < low:
+            low = row.low
+        volume += row.volume
+    return BarRow(open_ms, first.open, high, low, rows[-1].close,
+                  round(volume, volume_decimals))
 
 _encode = msgspec.json.Encoder().encode
 
@@ -35,20 +62,21 @@ class Interval:
             raise ValueError(f"unknown interval {name!r}")
         self.name = name
         self._tz = tz
-        self._length = _FIXED_MS.get(name, 0)
+        self.length = _FIXED_MS.get(name, 0)
+        """Milliseconds of every bar, or 0 where bars differ in length (days, months)."""
 
     def floor(self, ts_ms: int) -> int:
         """Open time of the bar that contains `ts_ms`."""
-        if self._length:
-            return ts_ms - self._tz.local_ms(ts_ms) % self._length
+        if self.length:
+            return ts_ms - self._tz.local_ms(ts_ms) % self.length
         if self.name == "1d":
             return self._tz.day_span(ts_ms)[0]
         return self._tz.month_start(ts_ms)
 
     def following(self, start_ms: int) -> int:
         """Open time of the bar after the one opening at `start_ms`."""
-        if self._length:
-            return start_ms + self._length
+        if self.length:
+            return start_ms + self.length
         if self.name == "1d":
             return self._tz.day_span(start_ms)[1]
         return self._tz.month_start(start_ms, 1)
@@ -113,9 +141,9 @@ class BarBuilder:
         """Resume from a stored bar (the newest one kept) as the bar being formed."""
         self._start, self._o, self._h, self._l, self._c, self._v = row
         self._units = None
-        self._end = self.interval.following(row[0])
+        self._end = self.interval.following(row.open_ms)
         self._has_data = True
-        self.last_close = row[4]
+        self.last_close = row.close
 
     def update(self, ts_ms: int, price: float, volume: float, units: int | None = None
                ) -> bool:
@@ -171,9 +199,9 @@ class BarBuilder:
         if self._start is None:
             return None
         if self._has_data:
-            return (self._start, self._o, self._h, self._l, self._c, self._volume())
+            return BarRow(self._start, self._o, self._h, self._l, self._c, self._volume())
         flat = self.last_close if self.last_close is not None else 0.0
-        return (self._start, flat, flat, flat, flat, 0.0)
+        return BarRow(self._start, flat, flat, flat, flat, 0.0)
 
     def _roll(self, ts_ms: int, force_open: bool) -> None:
         """Close the current bar, add flat bars for quiet ones in trading hours up to the bar
@@ -184,11 +212,11 @@ class BarBuilder:
             bar = self.forming()
             assert bar is not None
             self.closed.append(bar)
-            self.last_close = bar[4]
+            self.last_close = bar.close
         if self._end and self.last_close is not None:
             flat = self.last_close
             for start in self._quiet_bars(self._end, target):
-                self.closed.append((start, flat, flat, flat, flat, 0.0))
+                self.closed.append(BarRow(start, flat, flat, flat, flat, 0.0))
         self._has_data = False
         self._end = self.interval.following(target)
         if force_open or self._hours.overlaps(target, self._end):
@@ -229,7 +257,7 @@ class BarSeries:
         self._unencoded = 0  # the newest entries of `recent` still hold rows, not bytes
 
     def keep(self, row: BarRow) -> None:
-        self.recent.append((row[0], row))
+        self.recent.append((row.open_ms, row))
         self._unencoded += 1
 
     def encode(self, row: BarRow) -> bytes:

@@ -188,10 +188,14 @@ class QuoteState:
         base = self.stats.last_close
         return round(base * (1 - pct), self._dec), round(base * (1 + pct), self._dec)
 
-    def apply(self, update: Update) -> tuple[float, float, int | None]:
+    def apply(self, update: Update) -> tuple[float, float, int | None] | None:
         """Fold an update in; returns the price and the traded volume for the K-line
         builders, the volume also as whole units of the volume precision when it is one
-        (`volume_units`; None when it is not, or nothing traded)."""
+        (`volume_units`; None when it is not, or nothing traded). An update without a price
+        changes only the book and the recent trades, and returns None (no bar moves)."""
+        if update.price is None:
+            self._apply_unpriced(update)
+            return None
         stats = self.stats
         rounded = self._rounded
         price = rounded[update.price]
@@ -214,12 +218,7 @@ class QuoteState:
             stats.low = price
         stats.price = price
         stats.ts = ts
-        if update.bids is not None:
-            self._bid_levels = update.bids
-            self._book = None
-        if update.asks is not None:
-            self._ask_levels = update.asks
-            self._book = None
+        self._take_book(update)
         if not update.trades:
             return price, 0.0, None
         traded = 0.0
@@ -243,6 +242,25 @@ class QuoteState:
             self._volume_units = total = total + units
             stats.volume = total / self._volume_scale
         return price, traded, units
+
+    def _take_book(self, update: Update) -> None:
+        if update.bids is not None:
+            self._bid_levels = update.bids
+            self._book = None
+        if update.asks is not None:
+            self._ask_levels = update.asks
+            self._book = None
+
+    def _apply_unpriced(self, update: Update) -> None:
+        """A book or trades without a price: shown in `Depth` and `BS` (with `lastSize`), not
+        counted in the day's volume, which the K-lines must agree with."""
+        self._take_book(update)
+        rounded, sizes = self._rounded, self._sizes
+        for trade_price, raw_size, side in update.trades:
+            size = sizes[raw_size][0]
+            self.stats.last_size = size
+            self._trades.appendleft((update.ts, rounded[trade_price], size, side))
+        self._unencoded_trades += len(update.trades)
 
     def encode(self) -> bytes:
         """The quote object as JSON bytes, exactly as `body` goes on the wire.

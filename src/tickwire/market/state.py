@@ -57,11 +57,15 @@ class Market:
         pm = self.products.get(update.code)
         if pm is None:
             return None
-        price, volume, units = pm.quote.apply(update)
-        ts = update.ts
-        for builder in pm._builders:
-            if builder.update(ts, price, volume, units):
-                self._collect(pm, builder)
+        moved = pm.quote.apply(update)
+        if moved is not None:
+            price, volume, units = moved
+            ts = update.ts
+            for builder in pm._builders:
+                if builder.update(ts, price, volume, units):
+                    self._collect(pm, builder)
+        elif not pm.quote.started:
+            return None  # a book before any price: nothing to show yet
         self._touched.add(update.code)
         if not encode:
             pm.body = None
@@ -79,9 +83,14 @@ class Market:
             pm.body = pm.quote.encode()
         return pm.body
 
-    def advance(self, now_ms: int) -> None:
-        """Close bars that have ended by `now_ms` (event time), emitting flat bars as due."""
-        for code, pm in self.products.items():
+    def advance(self, now_ms: int, codes: Iterable[str]) -> None:
+        """Close the bars of `codes` that have ended by `now_ms`, emitting flat bars as due.
+
+        `now_ms` is the event time of the feed that drives `codes`: each feed has its own
+        clock, so a replay of last year beside a live feed closes only its own bars."""
+        products = self.products
+        for code in codes:
+            pm = products[code]
             for builder in pm._builders:
                 builder.advance(now_ms)
                 if builder.closed:

@@ -1,14 +1,18 @@
-"""The pipeline: what it publishes, what it leaves to be encoded when read, what it persists."""
+"""The ingest: what it publishes, what it leaves to be encoded when read, what it persists."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tickwire.catalogue import load_catalogue
-from tickwire.engine.memory import MemoryBus
+import pytest
+
+from tickwire.catalogue import Catalogue, load_catalogue
+from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.sqlite import SqliteStore
-from tickwire.gateway.pipeline import Pipeline
+from tickwire.ingest.pipeline import Ingest
+from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
 from tickwire.models import BUY, Update
 
@@ -25,18 +29,40 @@ def tick(code: str, i: int, price: float) -> Update:
                   [(price, 0.5, BUY)])
 
 
-def make(tmp_path: Path, watched: set[str]) -> tuple[Pipeline, list[list[tuple[str, bytes]]],
-                                                      SqliteStore]:
-    market = Market([PRODUCTS["btcusdt"], PRODUCTS["ethusdt"]], TimeZone("Asia/Shanghai"))
-    bus = MemoryBus()
-    published: list[list[tuple[str, bytes]]] = []
-    bus.subscribe(published.append)
+def make_ingest(tmp_path: Path, codes: list[str]) -> Ingest:
+    """An ingest over `codes` with the memory engine and a real store in `tmp_path`."""
+    products = [PRODUCTS[code] for code in codes]
+    market = Market(products, TimeZone("Asia/Shanghai"))
     store = SqliteStore(tmp_path / "tickwire.sqlite3")
-    return Pipeline(market, bus, store, wanted=watched.__contains__), published, store
+    catalogue = Catalogue(load_catalogue(None).categories, products)
+    return Ingest(market, MemoryEngine(catalogue, market, store), store, StoreWriter(store))
 
 
-def test_only_watched_products_are_encoded_and_published_each_update(tmp_path: Path) -> None:
-    pipe, published, store = make(tmp_path, {"btcusdt"})
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[
+        Callable[[set[str]], tuple[Ingest, list[list[tuple[str, bytes]]], StoreWriter]]]:
+    made: list[Ingest] = []
+
+    def build(watched: set[str]) -> tuple[Ingest, list[list[tuple[str, bytes]]], StoreWriter]:
+        ingest = make_ingest(tmp_path, ["btcusdt", "ethusdt"])
+        published: list[list[tuple[str, bytes]]] = []
+        ingest.engine.subscribe(published.append)
+        for code in watched:
+            ingest.engine.watch(code)
+        made.append(ingest)
+        return ingest, published, ingest.writer
+
+    yield build
+    for ingest in made:
+        ingest.writer.close()
+        ingest.store.close()
+
+
+Make = Callable[[set[str]], tuple[Ingest, list[list[tuple[str, bytes]]], StoreWriter]]
+
+
+def test_only_watched_products_are_encoded_and_published_each_update(make: Make) -> None:
+    pipe, published, _ = make({"btcusdt"})
     pipe.publish([tick("btcusdt", 0, 100.0), tick("ethusdt", 0, 50.0),
                   tick("btcusdt", 1, 101.0), tick("nosuch", 1, 1.0)])
     assert [[code for code, _ in batch] for batch in published] == [["btcusdt", "btcusdt"]]
@@ -44,11 +70,10 @@ def test_only_watched_products_are_encoded_and_published_each_update(tmp_path: P
     assert prices == [100, 101]  # every update of a watched product, in order
     assert (pipe.updates_in, pipe.unknown) == (4, 1)
     assert pipe.market.products["ethusdt"].body is None  # left to be encoded when read
-    store.close()
 
 
-def test_an_unwatched_product_reads_its_newest_quote(tmp_path: Path) -> None:
-    pipe, published, store = make(tmp_path, set())
+def test_an_unwatched_product_reads_its_newest_quote(make: Make) -> None:
+    pipe, published, _ = make(set())
     pipe.publish([tick("ethusdt", 0, 50.0), tick("ethusdt", 1, 51.5)])
     assert published == []
     body = pipe.market.body("ethusdt")
@@ -58,17 +83,16 @@ def test_an_unwatched_product_reads_its_newest_quote(tmp_path: Path) -> None:
     pipe.publish([tick("ethusdt", 2, 52.0)])
     assert json.loads(pipe.market.body("ethusdt") or b"")["Price"] == 52
     assert pipe.market.body("btcusdt") is None  # no update yet
-    store.close()
 
 
-def test_unencoded_updates_are_persisted_all_the_same(tmp_path: Path) -> None:
-    pipe, _, store = make(tmp_path, set())
+def test_unencoded_updates_are_persisted_all_the_same(make: Make) -> None:
+    pipe, _, writer = make(set())
     pipe.publish([tick("ethusdt", i * 20, 50.0 + i) for i in range(6)])  # two minutes
-    pipe.advance(TS + 180_000)
+    pipe.sink(["ethusdt"]).advance(TS + 180_000)
     pipe.persist()
-    store.flush()
+    writer.flush()
+    store = writer.store
     bars = store.read_bars("ethusdt", "1m", 10, None)
     assert [bar[1:5] for bar in reversed(bars)][:2] == [(50.0, 52.0, 50.0, 52.0),
                                                         (53.0, 55.0, 53.0, 55.0)]
     assert store.load_stats()["ethusdt"].price == 55.0
-    store.close()

@@ -1,0 +1,126 @@
+"""Operations: `/healthz`, `/metrics` (Prometheus) and `/openapi.json`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import resources
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from tickwire.engine.base import IngestStatus
+from tickwire.gateway.responses import json_response
+from tickwire.gateway.state import GATEWAY, Gateway
+from tickwire.wire import encode
+
+REFUSAL_KINDS = ("not_authorized", "rate_limited", "bad_request", "ws_cap", "ws_flood",
+                 "slow_reader", "idle", "admin_auth")
+
+_REGISTRY = web.AppKey("registry", CollectorRegistry)
+_OPENAPI = resources.files("tickwire").joinpath("openapi.json")
+
+
+def _status(ingest: IngestStatus | None) -> str:
+    """starting (503) until the ingest is ready; then ok, or degraded while a feed is down
+    or the store cannot write (still serving what it has)."""
+    if ingest is None or not ingest.ready:
+        return "starting"
+    if not ingest.store_ok or any(f.get("state") == "down" for f in ingest.feeds):
+        return "degraded"
+    return "ok"
+
+
+def health(gateway: Gateway, ingest: IngestStatus | None) -> dict[str, object]:
+    limits = gateway.config.limits
+    return {
+        "status": _status(ingest),
+        "engine": gateway.engine.health(),
+        "feeds": ingest.feeds if ingest else [],
+        "store": ingest.store if ingest else {},
+        "connections": len(gateway.hub.connections),
+        "subscriptions": gateway.hub.subscription_count,
+        "products": len(gateway.engine.catalogue().products),
+        "limits": {"quote_per_code": limits.quote_per_code,
+                   "kline_per_code": limits.kline_per_code,
+                   "category": limits.category, "symbols": limits.symbols,
+                   "ws_connections_per_ip": gateway.config.access.ws_connections_per_ip},
+    }
+
+
+async def healthz(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    ingest = await gateway.engine.status()
+    answer = health(gateway, ingest)
+    return json_response(request, encode(answer),
+                         status=503 if answer["status"] == "starting" else 200)
+
+
+class _Collector:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self.ingest: IngestStatus | None = None
+        """The ingest's status as of the scrape (read before `generate_latest`)."""
+
+    def collect(self) -> Iterator[Metric]:
+        gateway, ingest = self._gateway, self.ingest
+        hub = gateway.hub
+        yield GaugeMetricFamily("tickwire_ws_connections", "Open WebSocket connections",
+                                value=len(hub.connections))
+        yield GaugeMetricFamily("tickwire_subscriptions", "Codes subscribed, over connections",
+                                value=hub.subscription_count)
+        yield CounterMetricFamily("tickwire_deliveries", "Quote pushes queued to clients",
+                                  value=hub.stats.deliveries)
+        yield CounterMetricFamily("tickwire_conflated", "Pushes replaced by newer ones for "
+                                  "slow readers", value=hub.stats.conflated)
+        closed = CounterMetricFamily("tickwire_ws_closed", "Connections closed by the server",
+                                     labels=["reason"])
+        closed.add_metric(["slow_reader"], hub.stats.slow_closed)
+        closed.add_metric(["idle"], hub.stats.idle_closed)
+        yield closed
+        refused = CounterMetricFamily("tickwire_refused", "Refusals by kind", labels=["kind"])
+        for kind in REFUSAL_KINDS:
+            refused.add_metric([kind], gateway.refusals.counts[kind])
+        yield refused
+        if ingest is None:
+            return
+        yield CounterMetricFamily("tickwire_updates", "Feed updates received",
+                                  value=ingest.updates_in)
+        store = ingest.store
+        yield GaugeMetricFamily("tickwire_store_pending_bars", "Bars waiting to be written",
+                                value=_number(store.get("pending_bars")))
+        yield GaugeMetricFamily("tickwire_store_lag_seconds", "Seconds since the last write",
+                                value=_number(store.get("last_write_age_s")))
+        yield CounterMetricFamily("tickwire_store_dropped_bars", "Bars dropped at the store "
+                                  "writer's bound", value=_number(store.get("dropped_bars")))
+        yield GaugeMetricFamily("tickwire_store_failing", "1 while the store cannot write",
+                                value=0 if ingest.store_ok else 1)
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+async def metrics(request: web.Request) -> web.Response:
+    collector = request.app[_COLLECTOR]
+    collector.ingest = await request.app[GATEWAY].engine.status()
+    return web.Response(body=generate_latest(request.app[_REGISTRY]),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request, _OPENAPI.read_bytes())
+
+
+_COLLECTOR = web.AppKey("collector", _Collector)
+
+
+def add_routes(app: web.Application, gateway: Gateway) -> None:
+    collector = _Collector(gateway)
+    registry = CollectorRegistry()
+    registry.register(collector)  # type: ignore[arg-type]
+    app[_REGISTRY] = registry
+    app[_COLLECTOR] = collector
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)

@@ -1,0 +1,115 @@
+"""One server process: the ingest and the gateway, wired together over the engine that the
+config picks. With the CLI, the only place that names concrete engines and feeds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from tickwire.catalogue import Catalogue, load_catalogue
+from tickwire.config import Config
+from tickwire.engine.base import Engine
+from tickwire.engine.memory import MemoryEngine
+from tickwire.engine.sqlite import SqliteStore
+from tickwire.feeds.base import Feed
+from tickwire.feeds.factory import build_feeds
+from tickwire.gateway.app import create_app
+from tickwire.gateway.lowlevel import JsonErrorAppRunner
+from tickwire.ingest.pipeline import Ingest
+from tickwire.ingest.service import IngestService
+from tickwire.ingest.writer import StoreWriter
+from tickwire.market import Market, TimeZone
+
+log = logging.getLogger("tickwire.server")
+
+
+def load_products(config: Config) -> Catalogue:
+    """The shipped catalogue (or `server.catalogue`) with the config's `[[products]]`."""
+    path = Path(config.server.catalogue) if config.server.catalogue else None
+    catalogue = load_catalogue(path)
+    return catalogue.with_products(config.products) if config.products else catalogue
+
+
+def build_engine(config: Config, catalogue: Catalogue, market: Market,
+                 store: SqliteStore) -> Engine:
+    """The one place that picks the engine (`[engine] kind`)."""
+    if config.engine.kind == "memory":
+        return MemoryEngine(catalogue, market, store)
+    raise AssertionError(f"no engine {config.engine.kind!r}")  # the config allows no other
+
+
+@dataclass(eq=False)
+class Server:
+    """Everything but the sockets; `app` serves the gateway and runs the ingest with it."""
+
+    config: Config
+    engine: Engine
+    ingest: IngestService
+    feeds: list[Feed]
+    app: web.Application
+
+
+def build(config: Config, feeds: list[Feed] | None = None) -> Server:
+    """Catalogue, feeds, market (restored from the store), engine, ingest and gateway.
+    `feeds` replaces the configured ones (benchmarks and tests bring their own)."""
+    catalogue = load_products(config)
+    tz = TimeZone(config.server.timezone)
+    market = Market(catalogue.products.values(), tz)
+    if feeds is None:
+        feeds = build_feeds(config.feeds, catalogue, tz,
+                            lambda code: market.products[code].hours)
+    store = SqliteStore(config.database_path)
+    engine = build_engine(config, catalogue, market, store)
+    ingest = Ingest(market, engine, store, StoreWriter(store))
+    ingest.restore()
+    service = IngestService(ingest, feeds)
+    app = create_app(config, engine)
+
+    async def start_ingest(app: web.Application) -> None:
+        await service.start()
+
+    async def stop_ingest(app: web.Application) -> None:
+        await service.stop()
+        await engine.close()
+        store.close()
+        log.info("stopped; store flushed")
+
+    app.on_startup.append(start_ingest)
+    app.on_cleanup.append(stop_ingest)
+    return Server(config, engine, service, feeds, app)
+
+
+async def serve(config: Config) -> None:
+    """Run the server until SIGTERM or SIGINT, then shut down cleanly."""
+    server = build(config)
+    runner = JsonErrorAppRunner(server.app, access_log=None, handle_signals=False,
+                                shutdown_timeout=5.0,
+                                keepalive_timeout=config.server.http_idle_timeout)
+    await runner.setup()
+    host = config.server.host
+    try:
+        for port in [config.server.port, *config.server.extra_ports]:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        await runner.cleanup()
+        hint = ""
+        if exc.errno == errno.EACCES and port < 1024:
+            hint = f" (ports below 1024 need root: try --port {port + 7000})"
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    log.info("listening", extra={"url": f"http://{host}:{config.server.port}",
+                                 "ws": f"ws://{host}:{config.server.port}/ws"})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    with contextlib.suppress(Exception):
+        await runner.cleanup()
