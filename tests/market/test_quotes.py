@@ -152,6 +152,24 @@ def test_without_a_book_the_touch_is_the_last_price_with_zero_volume() -> None:
     assert b["Depth"] == {"Buy": [], "Sell": []}
 
 
+def test_an_update_without_a_price_moves_the_book_and_trades_not_the_price_or_bars() -> None:
+    market = Market([CRYPTO], TZ)
+    assert market.apply(Update("btcusdt", SAMPLE_TS, None, [(99.0, 1.0)], [(99.5, 1.0)])) \
+        is None  # a book before any price: nothing to show yet
+    market.apply(Update("btcusdt", SAMPLE_TS + 1000, 100.0, None, None, [(100.0, 2.0, BUY)]))
+    before = market.products["btcusdt"].series["1m"].builder.forming()
+    raw = market.apply(Update("btcusdt", SAMPLE_TS + 2000, None, [(101.0, 3.0)], [(101.5, 4.0)],
+                              [(101.5, 0.5, BUY)]))
+    assert raw is not None
+    b = json.loads(raw)
+    assert (b["Price"], b["High"], b["TotalVol"]) == (100, 100, 2)  # unmoved
+    assert (b["BP1"], b["BV1"], b["SP1"], b["SV1"]) == (101, 3, 101.5, 4)
+    assert b["BS"][0]["price"] == 101.5 and b["lastSize"] == 0.5
+    assert market.products["btcusdt"].series["1m"].builder.forming() == before
+    stats = market.take_changes()[2]
+    assert [code for code, _ in stats] == ["btcusdt"]  # the new book is persisted too
+
+
 # ---- trades -----------------------------------------------------------------------------
 
 def test_bs_lists_recent_trades_newest_first() -> None:

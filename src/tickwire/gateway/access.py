@@ -65,10 +65,13 @@ def forwarded_client(peer_text: str, forwarded_for: list[str],
     return str(client)
 
 
+CLIENT_IP = web.RequestKey("client_ip", str)
+"""The client's IP as the allow-list guard established it."""
+
+
 def client_ip(request: web.Request) -> str:
     """The client's IP as the guard middleware established it."""
-    ip: str = request.get("client_ip") or request.remote or "unknown"
-    return ip
+    return request.get(CLIENT_IP) or request.remote or "unknown"
 
 
 @dataclass(frozen=True)

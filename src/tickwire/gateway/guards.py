@@ -17,7 +17,7 @@ from typing import NamedTuple
 from aiohttp import web
 
 from tickwire.errors import NotAuthorized, RateLimited, TickwireError
-from tickwire.gateway.access import client_address, client_ip
+from tickwire.gateway.access import CLIENT_IP, client_address, client_ip
 from tickwire.gateway.state import GATEWAY, Gateway
 
 log = logging.getLogger("tickwire.guards")
@@ -54,7 +54,7 @@ class Refusals:
 async def allow_list(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every HTTP request and WebSocket handshake: who is it, and is it on the allow-list."""
     gateway = request.app[GATEWAY]
-    ip = request["client_ip"] = client_address(request, gateway.trusted_proxies)
+    ip = request[CLIENT_IP] = client_address(request, gateway.trusted_proxies)
     if not gateway.allow_list.allows(ip):
         gateway.refusals.note("not_authorized", ip, request.path)
         raise NotAuthorized(f"IP {ip} is not authorized")

@@ -61,12 +61,15 @@ def _shown(code: str) -> str:
     return code if len(code) <= 64 else code[:64] + "..."
 
 
+_PARSED = web.RequestKey("query", object)
+
+
 def _query(request: web.Request, parse: Callable[[web.Request, Gateway], _Q]) -> _Q:
     """The request's query as `parse` reads it, parsed once per request."""
-    parsed: _Q | None = request.get("query")
+    parsed = request.get(_PARSED)
     if parsed is None:
-        parsed = request["query"] = parse(request, request.app[GATEWAY])
-    return parsed
+        parsed = request[_PARSED] = parse(request, request.app[GATEWAY])
+    return parsed  # type: ignore[return-value]
 
 
 # queries -----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ class Ingest:
 
     def restore(self) -> None:
         """Resume the market from the store: recent bars per interval and the day's stats."""
-        if self._empty_store:
+        if self.store.is_empty():
             return
         began = time.monotonic()
         market, store = self.market, self.store

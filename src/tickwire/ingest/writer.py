@@ -37,10 +37,12 @@ _BarKey = tuple[str, str, int]
 
 class StoreWriter:
     def __init__(self, store: SqliteStore, max_pending: int = MAX_PENDING_BARS,
-                 idle_wait: float = 1.0) -> None:
+                 idle_wait: float = 1.0,
+                 retry: tuple[float, float] = (RETRY_FIRST, RETRY_MOST)) -> None:
         self.store = store
         self.max_pending = max_pending
         self._idle_wait = idle_wait
+        self._retry = retry
         self._lock = threading.Lock()  # guards the buffers and the counters
         self._bars: dict[_BarKey, BarRow] = {}
         self._stats: dict[str, DayStats] = {}
@@ -123,7 +125,8 @@ class StoreWriter:
         self.last_write = time.monotonic()
 
     def _run(self) -> None:
-        delay = RETRY_FIRST
+        first, most = self._retry
+        delay = first
         while not self._stopping.is_set():
             self._wake.wait(self._idle_wait)
             self._wake.clear()
@@ -132,9 +135,9 @@ class StoreWriter:
             except (sqlite3.Error, OSError) as exc:
                 self._failed(exc)
                 self._stopping.wait(delay)
-                delay = min(delay * 2, RETRY_MOST)
+                delay = min(delay * 2, most)
                 continue
-            delay = RETRY_FIRST
+            delay = first
             if self.failing_since is not None:
                 log.warning("store writing again", extra={
                     "after_s": round(time.monotonic() - self.failing_since, 1),
