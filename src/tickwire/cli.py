@@ -261,10 +261,10 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
     from rich.live import Live
 
     from tickwire.client import AsyncClient
-    from tickwire.client.stream import clean_codes
     from tickwire.client.terminal import Board, console
+    from tickwire.wire import split_codes
 
-    wanted = clean_codes(codes)
+    wanted = split_codes(codes)
     board = Board(wanted)
 
     async def work() -> None:
@@ -302,9 +302,9 @@ def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
                help="Stop after this many pushes.")] = None) -> None:
     """Every push of CODES, one quote `body` per line as received, for replay."""
     from tickwire.client import AsyncClient, Event
-    from tickwire.client.stream import clean_codes
+    from tickwire.wire import split_codes
 
-    wanted = clean_codes(codes)
+    wanted = split_codes(codes)
     written = 0
 
     def report(event: Event) -> None:

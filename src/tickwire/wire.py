@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -36,10 +37,12 @@ def pong(value: Any) -> bytes:
     return encode({"pong": value})
 
 
-def split_codes(text: str) -> list[str]:
-    """`"a, b,a,,"` -> `["a", "b"]`: comma-separated codes, blanks ignored, each once."""
+def split_codes(codes: str | Iterable[str]) -> list[str]:
+    """`"a, b,a,,"` or `["a", " b", "a"]` -> `["a", "b"]`: a comma-separated string or the
+    codes one by one, stripped, blanks ignored, each once, in order."""
+    parts = codes.split(",") if isinstance(codes, str) else codes
     seen: dict[str, None] = {}
-    for part in text.split(","):
+    for part in parts:
         code = part.strip()
         if code:
             seen[code] = None

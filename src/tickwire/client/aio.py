@@ -22,9 +22,10 @@ from tickwire.client.models import (
     decode_bars,
     decode_quote,
 )
-from tickwire.client.stream import AsyncCallback, Stream, StreamHub, Subscription, clean_codes
+from tickwire.client.stream import AsyncCallback, Stream, StreamHub, Subscription
 from tickwire.errors import NotFound, ServerError, error_for
 from tickwire.models import WINDOW
+from tickwire.wire import split_codes
 
 DEFAULT_HTTP_URL = "http://127.0.0.1:1008"
 DEFAULT_WS_URL = "ws://127.0.0.1:1008/ws"
@@ -125,7 +126,7 @@ class AsyncClient:
 
     async def quotes(self, codes: Iterable[str]) -> list[Quote]:
         """Latest quotes in the order asked; unknown codes are left out (all unknown: 404)."""
-        wanted = clean_codes(codes)
+        wanted = split_codes(codes)
         if not wanted:
             return []
         chunks = [wanted[i:i + MAX_CODES_PER_QUOTE]
@@ -256,12 +257,12 @@ class AsyncClient:
         Use `async with` (or `await stream.close()`) to give the codes back; the stream can
         `subscribe()`/`unsubscribe()` while it runs.
         """
-        return self._hub.open(clean_codes(codes), maxsize)
+        return self._hub.open(split_codes(codes), maxsize)
 
     async def subscribe(self, codes: Iterable[str] | str,
                         callback: AsyncCallback) -> Subscription:
         """The callback style: `callback(quote)` for each quote of `codes` until closed."""
-        stream = self._hub.open(clean_codes(codes))
+        stream = self._hub.open(split_codes(codes))
         await self._hub.sync()
         return Subscription(stream, callback)
 
