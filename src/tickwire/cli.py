@@ -11,6 +11,7 @@ import typer
 
 from tickwire.catalogue import CatalogueError
 from tickwire.config import ConfigError, load_config
+from tickwire.wire import MAX_PAGE_SIZE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="tickwire: a self-hosted real-time market-data server and client.")
@@ -230,7 +231,7 @@ def symbols(
     category: Annotated[str, typer.Option("--category", "-c", help="Category id.")],
     show_all: Annotated[bool, typer.Option("--all", help="Every page.")] = False,
     page: Annotated[int, typer.Option(min=1)] = 1,
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=100)] = 10,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=MAX_PAGE_SIZE)] = 10,
     server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False,
 ) -> None:
     """A category's products, a page at a time or --all."""

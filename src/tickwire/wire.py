@@ -1,4 +1,4 @@
-"""Encoding of the protocol's envelopes and messages. No I/O."""
+"""Encoding of the protocol's envelopes and messages, and its bounds. No I/O."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+
+MAX_CODES_PER_QUOTE = 50
+"""Codes in one `getQuote.php` request (PROTOCOL section 5); more are a 400."""
+MAX_PAGE_SIZE = 100
+"""Products in one `getSymbolList.php` page; a larger `pageSize` is served as this."""
 
 _encoder = msgspec.json.Encoder()
 encode = _encoder.encode

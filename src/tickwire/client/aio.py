@@ -25,13 +25,10 @@ from tickwire.client.models import (
 from tickwire.client.stream import AsyncCallback, Stream, StreamHub, Subscription
 from tickwire.errors import NotFound, ServerError, error_for
 from tickwire.models import WINDOW
-from tickwire.wire import split_codes
+from tickwire.wire import MAX_CODES_PER_QUOTE, MAX_PAGE_SIZE, split_codes
 
 DEFAULT_HTTP_URL = "http://127.0.0.1:1008"
 DEFAULT_WS_URL = "ws://127.0.0.1:1008/ws"
-MAX_CODES_PER_QUOTE = 50
-"""Codes in one `getQuote.php` request (PROTOCOL section 5); more are split into several."""
-MAX_PAGE_SIZE = 100
 MAX_PAGES = 100_000
 """A bound on paging back through history, whatever a server answers."""
 
@@ -129,6 +126,7 @@ class AsyncClient:
         wanted = split_codes(codes)
         if not wanted:
             return []
+        # more codes than one request may carry are asked in several
         chunks = [wanted[i:i + MAX_CODES_PER_QUOTE]
                   for i in range(0, len(wanted), MAX_CODES_PER_QUOTE)]
         if len(chunks) == 1:
