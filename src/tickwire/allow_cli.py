@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tickwire.client.aio import DEFAULT_HTTP_URL
 from tickwire.config import ConfigError, load_config
 
 allow_app = typer.Typer(no_args_is_help=True, help="Show or change the IP allow-list.")
@@ -25,7 +26,7 @@ allow_app = typer.Typer(no_args_is_help=True, help="Show or change the IP allow-
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Server config file")]
 DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="The server's data dir")]
 ServerOpt = Annotated[str | None, typer.Option(
-    "--server", help="A running server's URL, e.g. http://127.0.0.1:1008 (uses the admin API)")]
+    "--server", help=f"A running server's URL, e.g. {DEFAULT_HTTP_URL} (uses the admin API)")]
 TokenOpt = Annotated[str | None, typer.Option(
     "--token", envvar="TICKWIRE_ACCESS_ADMIN_TOKEN", help="The admin token")]
 

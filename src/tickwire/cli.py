@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from tickwire.catalogue import CatalogueError
+from tickwire.client.aio import DEFAULT_HTTP_URL
 from tickwire.config import ConfigError, load_config
 from tickwire.wire import MAX_PAGE_SIZE
 
@@ -85,7 +86,6 @@ WsOption = Annotated[str | None, typer.Option(
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 DurationOption = Annotated[float | None, typer.Option(
     "--duration", help="Stop after this many seconds (default: until Ctrl-C).")]
-_DEFAULT_SERVER = "http://127.0.0.1:1008"
 
 
 def _client_run(work: Any, log_warnings: bool = True) -> None:
@@ -127,7 +127,7 @@ def _print_json(value: Any) -> None:
 
 @app.command()
 def quote(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
-          server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False) -> None:
+          server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
     """The latest quote of one or more products, as a table."""
     from tickwire.client import AsyncClient
     from tickwire.client.terminal import console, quotes_table
@@ -160,7 +160,7 @@ def kline(
                                               "to --end, instead of --rows.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o",
                                              help="Write .csv, .json or .parquet.")] = None,
-    server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False,
+    server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
 ) -> None:
     """K-line bars, oldest first: a table, or a file with --out (a progress bar for long
     history exports)."""
@@ -210,7 +210,7 @@ def kline(
 
 
 @app.command()
-def categories(server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False) -> None:
+def categories(server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
     """The product categories."""
     from tickwire.client import AsyncClient
     from tickwire.client.terminal import categories_table, console
@@ -232,7 +232,7 @@ def symbols(
     show_all: Annotated[bool, typer.Option("--all", help="Every page.")] = False,
     page: Annotated[int, typer.Option(min=1)] = 1,
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=MAX_PAGE_SIZE)] = 10,
-    server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False,
+    server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
 ) -> None:
     """A category's products, a page at a time or --all."""
     from tickwire.client import AsyncClient
@@ -256,7 +256,7 @@ def symbols(
 
 @app.command()
 def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
-          server: ServerOption = _DEFAULT_SERVER, ws: WsOption = None,
+          server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
           duration: DurationOption = None) -> None:
     """A live table of quotes: price changes flash, reconnects show below it."""
     from rich.live import Live
@@ -297,7 +297,7 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
 @app.command()
 def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
            out: Annotated[Path, typer.Option("--out", "-o", help="The .jsonl file to write.")],
-           server: ServerOption = _DEFAULT_SERVER, ws: WsOption = None,
+           server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
            duration: DurationOption = None,
            count: Annotated[int | None, typer.Option(
                help="Stop after this many pushes.")] = None) -> None:

@@ -28,7 +28,7 @@ from tickwire.models import WINDOW
 from tickwire.wire import MAX_CODES_PER_QUOTE, MAX_PAGE_SIZE, split_codes
 
 DEFAULT_HTTP_URL = "http://127.0.0.1:1008"
-DEFAULT_WS_URL = "ws://127.0.0.1:1008/ws"
+"""Where `tickwire serve` listens unless told otherwise."""
 MAX_PAGES = 100_000
 """A bound on paging back through history, whatever a server answers."""
 
@@ -45,6 +45,9 @@ def ws_url_for(http_url: str) -> str:
     if base.startswith("http://"):
         return "ws://" + base[len("http://"):] + "/ws"
     return base + "/ws"
+
+
+DEFAULT_WS_URL = ws_url_for(DEFAULT_HTTP_URL)
 
 
 def to_ms(value: TimeLike) -> int:
