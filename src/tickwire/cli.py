@@ -18,11 +18,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="tickwire: a self-hosted real-time market-data server and client.")
 
 
-@app.callback()
-def _group() -> None:
-    """tickwire: a self-hosted real-time market-data server and client."""
-
-
 def _fail(message: str, code: int) -> NoReturn:
     typer.echo(f"tickwire: {message}", err=True)
     raise typer.Exit(code)

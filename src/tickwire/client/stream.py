@@ -161,7 +161,6 @@ class StreamHub:
         self.state = "idle"
         """idle, connecting, connected, reconnecting, failed or closed."""
         self.connects = 0
-        self.received = 0
         self.pongs = 0
 
     # subscriptions -------------------------------------------------------------------------
@@ -355,7 +354,6 @@ class StreamHub:
             return
         quote = message.body
         if quote is not None:
-            self.received += 1
             streams = self._routes.get(quote.code)
             if streams:
                 self._latest[quote.code] = quote
