@@ -1,5 +1,5 @@
-"""What the CLI shows and writes: rich tables, the live board, exports. Imported by the CLI
-only, so the SDK itself never needs rich."""
+"""What the CLI shows and writes: rich tables, the live board, exports. It is part of the CLI,
+not of the SDK, so the SDK never needs rich."""
 
 from __future__ import annotations
 

@@ -1,78 +1,19 @@
-"""The `tickwire` command."""
+"""The client commands: the SDK in a terminal (quote, kline, categories, symbols, watch,
+record). Each runs one coroutine on an AsyncClient through `run_client`, which turns every
+error into one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from tickwire.catalogue import CatalogueError
+from tickwire.cli.running import run_client
 from tickwire.client.aio import DEFAULT_HTTP_URL
-from tickwire.config import ConfigError, load_config
 from tickwire.wire import MAX_PAGE_SIZE
-
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="tickwire: a self-hosted real-time market-data server and client.")
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"tickwire: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _run(coro: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
-
-
-@app.command()
-def serve(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
-    data_dir: Annotated[
-        str | None, typer.Option("--data-dir", help="Where the store lives")
-    ] = None,
-) -> None:
-    """Run the server (simulated markets and SQLite by default)."""
-    from tickwire.gateway.app import serve as run_server
-    from tickwire.logs import setup_logging
-
-    try:
-        settings = load_config(config, {"server.host": host, "server.port": port,
-                                        "server.data_dir": data_dir})
-    except ConfigError as exc:
-        _fail(f"config error: {exc}", 2)
-    setup_logging(settings.server.log_format, settings.server.log_level)
-    try:
-        _run(run_server(settings))
-    except CatalogueError as exc:
-        _fail(f"config error: {exc}", 2)
-    except OSError as exc:
-        _fail(str(exc), 1)
-    except KeyboardInterrupt:
-        pass
-
-
-def _add_allow_commands() -> None:
-    from tickwire.allow_cli import allow_app
-
-    app.add_typer(allow_app, name="allow")
-
-
-_add_allow_commands()
-
-
-# --- client commands: the SDK in a terminal -------------------------------------------------
-# Each command runs one coroutine on an AsyncClient; `_client_run` turns every error into one
-# line on stderr and a non-zero exit, never a traceback.
 
 ServerOption = Annotated[str, typer.Option(
     "--server", "-s", envvar="TICKWIRE_URL", help="The server's HTTP base URL.")]
@@ -83,36 +24,6 @@ DurationOption = Annotated[float | None, typer.Option(
     "--duration", help="Stop after this many seconds (default: until Ctrl-C).")]
 
 
-def _client_run(work: Any, log_warnings: bool = True) -> None:
-    """Run a client coroutine; errors become one line and exit status 1 (2 for usage).
-
-    The SDK's warnings (retries) print as `tickwire: ...` lines, unless the command shows
-    connection events its own way (`watch`, `record`).
-    """
-    import logging
-
-    from tickwire.errors import TickwireError
-
-    logger = logging.getLogger("tickwire.client")
-    logger.propagate = False
-    logger.setLevel(logging.WARNING)
-    handler: logging.Handler = logging.NullHandler()
-    if log_warnings:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("tickwire: %(message)s"))
-    logger.addHandler(handler)
-    try:
-        _run(work)
-    except TickwireError as exc:
-        _fail(f"error: {exc.msg}", 1)
-    except ValueError as exc:
-        _fail(str(exc), 2)
-    except OSError as exc:
-        _fail(f"error: {exc}", 1)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-
-
 def _print_json(value: Any) -> None:
     import msgspec
 
@@ -120,12 +31,11 @@ def _print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-@app.command()
 def quote(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
           server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
     """The latest quote of one or more products, as a table."""
+    from tickwire.cli.terminal import console, quotes_table
     from tickwire.client import AsyncClient
-    from tickwire.client.terminal import console, quotes_table
 
     async def work() -> None:
         async with AsyncClient(server) as client:
@@ -138,10 +48,9 @@ def quote(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
         if missing:
             typer.echo(f"tickwire: no quote for {', '.join(missing)}", err=True)
 
-    _client_run(work())
+    run_client(work())
 
 
-@app.command()
 def kline(
     code: Annotated[str, typer.Argument(help="Product code.")],
     interval: Annotated[str, typer.Option("--interval", "-i",
@@ -161,14 +70,14 @@ def kline(
     history exports)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-    from tickwire.client import AsyncClient
-    from tickwire.client.terminal import (
+    from tickwire.cli.terminal import (
         bars_table,
         check_export_path,
         console,
         parse_time,
         write_bars,
     )
+    from tickwire.client import AsyncClient
     from tickwire.models import WINDOW
 
     async def work() -> None:
@@ -201,14 +110,13 @@ def kline(
         else:
             console().print(bars_table(bars, code, interval))
 
-    _client_run(work())
+    run_client(work())
 
 
-@app.command()
 def categories(server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
     """The product categories."""
+    from tickwire.cli.terminal import categories_table, console
     from tickwire.client import AsyncClient
-    from tickwire.client.terminal import categories_table, console
 
     async def work() -> None:
         async with AsyncClient(server) as client:
@@ -218,10 +126,9 @@ def categories(server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = Fa
         else:
             console().print(categories_table(found))
 
-    _client_run(work())
+    run_client(work())
 
 
-@app.command()
 def symbols(
     category: Annotated[str, typer.Option("--category", "-c", help="Category id.")],
     show_all: Annotated[bool, typer.Option("--all", help="Every page.")] = False,
@@ -230,8 +137,8 @@ def symbols(
     server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
 ) -> None:
     """A category's products, a page at a time or --all."""
+    from tickwire.cli.terminal import console, page_caption, symbols_table
     from tickwire.client import AsyncClient
-    from tickwire.client.terminal import console, page_caption, symbols_table
 
     async def work() -> None:
         async with AsyncClient(server) as client:
@@ -246,18 +153,17 @@ def symbols(
         else:
             console().print(symbols_table(found, caption))
 
-    _client_run(work())
+    run_client(work())
 
 
-@app.command()
 def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
           server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
           duration: DurationOption = None) -> None:
     """A live table of quotes: price changes flash, reconnects show below it."""
     from rich.live import Live
 
+    from tickwire.cli.terminal import Board, console
     from tickwire.client import AsyncClient
-    from tickwire.client.terminal import Board, console
     from tickwire.wire import split_codes
 
     wanted = split_codes(codes)
@@ -282,14 +188,13 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
                 out.print()
 
     try:
-        _client_run(work(), log_warnings=False)
+        run_client(work(), log_warnings=False)
     except typer.Exit as exc:
         if exc.exit_code == 130:  # Ctrl-C is how a watch ends
             raise typer.Exit(0) from None
         raise
 
 
-@app.command()
 def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
            out: Annotated[Path, typer.Option("--out", "-o", help="The .jsonl file to write.")],
            server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
@@ -324,13 +229,7 @@ def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
                     written += 1
 
     try:
-        _client_run(work(), log_warnings=False)
+        run_client(work(), log_warnings=False)
     finally:
         typer.echo(f"tickwire: recorded {written} pushes of {len(wanted)} codes to {out}",
                    err=True)
-
-# --- end of client commands -------------------------------------------------------------------
-
-
-def main() -> None:
-    sys.exit(app())

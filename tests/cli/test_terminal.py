@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from tickwire import Event, Quote
-from tickwire.client.terminal import Board, num, parse_time
+from tickwire.cli.terminal import Board, num, parse_time
 
 
 def render(board: Board, now: float) -> str:
