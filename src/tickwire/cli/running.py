@@ -4,8 +4,10 @@ exit status, never a traceback."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -34,20 +36,11 @@ def run_client(work: Coroutine[Any, Any, T], log_warnings: bool = True) -> T:
     The SDK's warnings (retries) print as `tickwire: ...` lines, unless the command shows
     connection events its own way (`watch`, `record`).
     """
-    import logging
-
     from tickwire.errors import TickwireError
 
-    logger = logging.getLogger("tickwire.client")
-    logger.propagate = False
-    logger.setLevel(logging.WARNING)
-    handler: logging.Handler = logging.NullHandler()
-    if log_warnings:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("tickwire: %(message)s"))
-    logger.addHandler(handler)
     try:
-        return run(work)
+        with _client_warnings(log_warnings):
+            return run(work)
     except TickwireError as exc:
         fail(f"error: {exc.msg}", 1)
     except ValueError as exc:
@@ -56,3 +49,25 @@ def run_client(work: Coroutine[Any, Any, T], log_warnings: bool = True) -> T:
         fail(f"error: {exc}", 1)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def _client_warnings(show: bool) -> Iterator[None]:
+    """While a command runs, the SDK's log shows warnings as `tickwire: ...` lines on stderr
+    (or nothing); afterwards the logger is as it was, so running many commands in one process
+    adds nothing up."""
+    logger = logging.getLogger("tickwire.client")
+    handler: logging.Handler = logging.NullHandler()
+    if show:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("tickwire: %(message)s"))
+    saved = logger.propagate, logger.level
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved[0]
+        logger.setLevel(saved[1])
