@@ -100,6 +100,11 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
 
+    @property
+    def database_path(self) -> Path:
+        """The SQLite store in the data dir."""
+        return self.data_path / "tickwire.sqlite3"
+
 
 _SECTIONS = ("server", "access", "limits", "websocket")
 _PATH = re.compile(r"`\$\.?(.*)`")
