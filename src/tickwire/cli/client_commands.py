@@ -66,8 +66,10 @@ def kline(
                                              help="Write .csv, .json or .parquet.")] = None,
     server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
 ) -> None:
-    """K-line bars, oldest first: a table, or a file with --out (a progress bar for long
-    history exports)."""
+    """K-line bars, oldest first: a table, or a file with --out.
+
+    A long history export shows a progress bar.
+    """
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     from tickwire.cli.terminal import (
