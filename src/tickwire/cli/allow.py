@@ -17,7 +17,7 @@ from rich.table import Table
 
 from tickwire.cli.running import fail, run_client
 from tickwire.cli.terminal import console
-from tickwire.client.aio import DEFAULT_HTTP_URL
+from tickwire.client import DEFAULT_HTTP_URL
 from tickwire.client.events import Emitter
 from tickwire.client.http import HttpTransport, unwrap
 from tickwire.config import ConfigError, load_config

@@ -9,11 +9,27 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import typer
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from tickwire.cli.running import run_client
-from tickwire.client.aio import DEFAULT_HTTP_URL
-from tickwire.wire import MAX_PAGE_SIZE
+from tickwire.cli.terminal import (
+    Board,
+    bars_table,
+    categories_table,
+    check_export_path,
+    console,
+    page_caption,
+    parse_time,
+    quotes_table,
+    symbols_table,
+    write_bars,
+)
+from tickwire.client import DEFAULT_HTTP_URL, AsyncClient, Event
+from tickwire.models import WINDOW
+from tickwire.wire import MAX_PAGE_SIZE, split_codes
 
 ServerOption = Annotated[str, typer.Option(
     "--server", "-s", envvar="TICKWIRE_URL", help="The server's HTTP base URL.")]
@@ -25,8 +41,6 @@ DurationOption = Annotated[float | None, typer.Option(
 
 
 def _print_json(value: Any) -> None:
-    import msgspec
-
     sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
     sys.stdout.flush()
 
@@ -34,9 +48,6 @@ def _print_json(value: Any) -> None:
 def quote(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
           server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
     """The latest quote of one or more products, as a table."""
-    from tickwire.cli.terminal import console, quotes_table
-    from tickwire.client import AsyncClient
-
     async def work() -> None:
         async with AsyncClient(server) as client:
             found = await client.quotes(codes)
@@ -70,18 +81,6 @@ def kline(
 
     A long history export shows a progress bar.
     """
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-
-    from tickwire.cli.terminal import (
-        bars_table,
-        check_export_path,
-        console,
-        parse_time,
-        write_bars,
-    )
-    from tickwire.client import AsyncClient
-    from tickwire.models import WINDOW
-
     async def work() -> None:
         end_ms = parse_time(end) if end else None
         start_ms = parse_time(start) if start else None
@@ -117,9 +116,6 @@ def kline(
 
 def categories(server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
     """The product categories."""
-    from tickwire.cli.terminal import categories_table, console
-    from tickwire.client import AsyncClient
-
     async def work() -> None:
         async with AsyncClient(server) as client:
             found = await client.categories()
@@ -139,9 +135,6 @@ def symbols(
     server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
 ) -> None:
     """A category's products, a page at a time or --all."""
-    from tickwire.cli.terminal import console, page_caption, symbols_table
-    from tickwire.client import AsyncClient
-
     async def work() -> None:
         async with AsyncClient(server) as client:
             if show_all:
@@ -162,12 +155,6 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
           server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
           duration: DurationOption = None) -> None:
     """A live table of quotes: price changes flash, reconnects show below it."""
-    from rich.live import Live
-
-    from tickwire.cli.terminal import Board, console
-    from tickwire.client import AsyncClient
-    from tickwire.wire import split_codes
-
     wanted = split_codes(codes)
     board = Board(wanted)
 
@@ -204,9 +191,6 @@ def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
            count: Annotated[int | None, typer.Option(
                help="Stop after this many pushes.")] = None) -> None:
     """Every push of CODES, one quote `body` per line as received, for replay."""
-    from tickwire.client import AsyncClient, Event
-    from tickwire.wire import split_codes
-
     wanted = split_codes(codes)
     written = 0
 

@@ -12,6 +12,8 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
+from tickwire.errors import TickwireError
+
 T = TypeVar("T")
 
 
@@ -36,8 +38,6 @@ def run_client(work: Coroutine[Any, Any, T], log_warnings: bool = True) -> T:
     The SDK's warnings (retries) print as `tickwire: ...` lines, unless the command shows
     connection events its own way (`watch`, `record`).
     """
-    from tickwire.errors import TickwireError
-
     try:
         with _client_warnings(log_warnings):
             return run(work)
