@@ -54,7 +54,3 @@ def error_for(status: int, msg: str) -> TickwireError:
         return ServerError(msg, status)
     cls = _BY_STATUS.get(status)
     return cls(msg) if cls else TickwireError(msg, status)
-
-
-def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, (RateLimited, ServerError, ConnectionLost))

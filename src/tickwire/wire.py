@@ -1,16 +1,17 @@
-"""Encoding of the protocol's envelopes and messages. No I/O."""
+"""Encoding of the protocol's envelopes and messages, and its bounds. No I/O."""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 MAX_CODES_PER_QUOTE = 50
-"""Codes one `getQuote.php` request may ask for."""
+"""Codes in one `getQuote.php` request (PROTOCOL section 5); more are a 400."""
 MAX_PAGE_SIZE = 100
-"""The largest `pageSize` of `getSymbolList.php` (a bigger one is clamped)."""
+"""Products in one `getSymbolList.php` page; a larger `pageSize` is served as this."""
 
 _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
@@ -41,10 +42,12 @@ def pong(value: Any) -> bytes:
     return encode({"pong": value})
 
 
-def split_codes(text: str) -> list[str]:
-    """`"a, b,a,,"` -> `["a", "b"]`: comma-separated codes, blanks ignored, each once."""
+def split_codes(codes: str | Iterable[str]) -> list[str]:
+    """`"a, b,a,,"` or `["a", " b", "a"]` -> `["a", "b"]`: a comma-separated string or the
+    codes one by one, stripped, blanks ignored, each once, in order."""
+    parts = codes.split(",") if isinstance(codes, str) else codes
     seen: dict[str, None] = {}
-    for part in text.split(","):
+    for part in parts:
         code = part.strip()
         if code:
             seen[code] = None

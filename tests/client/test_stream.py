@@ -65,15 +65,15 @@ async def test_async_for_and_subscribe_unsubscribe_while_running(live: Server) -
         async for quote in stream:
             got.append(quote.code)
             if len(got) == 3:
-                await stream.subscribe(["hf_GC", "xrpusdt"])
+                await stream.subscribe(["ethusdt", "xrpusdt"])
             if len(got) == 4:
                 await stream.unsubscribe("btcusdt")
                 break
-        assert stream.codes == {"hf_GC", "xrpusdt"}
+        assert stream.codes == {"ethusdt", "xrpusdt"}
         await codes_seen(stream, 0.3)  # let pushes already on the way pass
         seen = await codes_seen(stream, 1.0)
         await stream.close()
-        assert set(seen) == {"hf_GC", "xrpusdt"}
+        assert set(seen) == {"ethusdt", "xrpusdt"}
         assert await stream.get(0.1) is None and stream.closed
 
 
@@ -81,15 +81,15 @@ async def test_every_subscription_shares_one_websocket(vendorish: Server) -> Non
     srv = vendorish
     async with AsyncClient(srv.url) as client:
         a = client.stream(["btcusdt", "ethusdt"])
-        b = client.stream(["ethusdt", "hf_GC"])
+        b = client.stream(["ethusdt", "xrpusdt"])
         callback_codes: set[str] = set()
-        sub = await client.subscribe(["fx_seurusd"], lambda q: callback_codes.add(q.code))
+        sub = await client.subscribe(["nodepth"], lambda q: callback_codes.add(q.code))
         await until_codes(a, {"btcusdt", "ethusdt"})
-        await until_codes(b, {"ethusdt", "hf_GC"})  # a late joiner gets the last quote too
+        await until_codes(b, {"ethusdt", "xrpusdt"})  # a late joiner gets the last quote too
         await asyncio.sleep(0.5)
         state = health(srv)
         assert state["connections"] == 1 and state["subscriptions"] == 4
-        assert callback_codes == {"fx_seurusd"}
+        assert callback_codes == {"nodepth"}
         await a.close()  # ethusdt stays: b still wants it
         await asyncio.sleep(0.3)
         assert health(srv)["subscriptions"] == 3
@@ -148,8 +148,8 @@ async def test_kill_and_restart_resumes_every_subscription(tmp_path: object) -> 
     try:
         async with AsyncClient(server.url, heartbeat=0.5, connect_timeout=1.0,
                                backoff=backoff, on_event=events) as client:
-            stream = client.stream(["btcusdt", "ethusdt", "hf_GC"])
-            await until_codes(stream, {"btcusdt", "ethusdt", "hf_GC"})
+            stream = client.stream(["btcusdt", "ethusdt", "nodepth"])
+            await until_codes(stream, {"btcusdt", "ethusdt", "nodepth"})
             await asyncio.sleep(1.0)  # healthy for longer than reset_after
             server.kill()
             await events.wait_for("reconnecting", 3)
@@ -161,7 +161,7 @@ async def test_kill_and_restart_resumes_every_subscription(tmp_path: object) -> 
             await events.wait_for("connected", 2, timeout=15)
             await codes_seen(stream, 0.2)
             seen = await codes_seen(stream, 1.5)
-            assert set(seen) == {"btcusdt", "hf_GC", "xrpusdt"}
+            assert set(seen) == {"btcusdt", "nodepth", "xrpusdt"}
             assert client.connection_state == "connected"
     finally:
         server.stop()

@@ -81,10 +81,10 @@ with tickwire.Client(url) as client:
     quote = client.quote("btcusdt")
     print("quote", quote.code, quote.price > 0)
     print("bars", len(client.klines("btcusdt", "1m", 5)))
-    for n, pushed in enumerate(client.stream(["ethusdt", "hf_GC"])):
+    for n, pushed in enumerate(client.stream(["ethusdt", "xrpusdt"])):
         if n == 4:
             break
-    print("stream", pushed.code in ("ethusdt", "hf_GC"))
+    print("stream", pushed.code in ("ethusdt", "xrpusdt"))
 print("done")
 """
 

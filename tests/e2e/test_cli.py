@@ -23,10 +23,13 @@ def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def tickwire(*args: str, server: Server | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
-    env["COLUMNS"] = "200"
+def tickwire(*args: str, server: Server | None = None, timeout: float = 60,
+             columns: int | None = 200) -> subprocess.CompletedProcess[str]:
+    """Run the command with its output to a pipe, `COLUMNS` set (None: unset)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TICKWIRE_") and k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     extra = ["--server", server.url] if server else []
     return subprocess.run([sys.executable, "-m", "tickwire", *args, *extra], env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -56,6 +59,20 @@ def test_quote_table(cli_server: Server) -> None:
     rows = table_rows(result.stdout)
     assert [r[0] for r in rows] == ["btcusdt", "fx_seurusd"]
     assert float(rows[0][1]) > 0 and rows[0][3].endswith("%") and len(rows[0][9]) == 19
+
+
+def test_tables_fit_80_columns_and_come_whole_down_a_pipe(cli_server: Server) -> None:
+    for args in (["quote", "btcusdt", "fx_seurusd", "nf_AU0"], ["kline", "btcusdt", "-n", "3"],
+                 ["symbols", "-c", "4"], ["watch", "btcusdt", "fx_seurusd", "--duration", "1"],
+                 ["--help"], ["kline", "--help"]):
+        narrow = tickwire(*args, server=None if "--help" in args else cli_server,
+                          columns=80)
+        assert narrow.returncode == 0, narrow.stderr
+        assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
+        assert "…" not in narrow.stdout
+    piped = tickwire("quote", "btcusdt", server=cli_server, columns=None)
+    assert [c.strip() for c in piped.stdout.splitlines()[1].strip("┃").split("┃")] == [
+        "Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low", "Volume", "Time"]
 
 
 def test_quote_json_and_a_missing_code(cli_server: Server) -> None:

@@ -22,15 +22,13 @@ from tickwire.client.models import (
     decode_bars,
     decode_quote,
 )
-from tickwire.client.stream import AsyncCallback, Stream, StreamHub, Subscription, clean_codes
+from tickwire.client.stream import AsyncCallback, Stream, StreamHub, Subscription
 from tickwire.errors import NotFound, ServerError, error_for
 from tickwire.models import WINDOW
+from tickwire.wire import MAX_CODES_PER_QUOTE, MAX_PAGE_SIZE, split_codes
 
 DEFAULT_HTTP_URL = "http://127.0.0.1:1008"
-DEFAULT_WS_URL = "ws://127.0.0.1:1008/ws"
-MAX_CODES_PER_QUOTE = 50
-"""Codes in one `getQuote.php` request (PROTOCOL section 5); more are split into several."""
-MAX_PAGE_SIZE = 100
+"""Where `tickwire serve` listens unless told otherwise."""
 MAX_PAGES = 100_000
 """A bound on paging back through history, whatever a server answers."""
 
@@ -47,6 +45,9 @@ def ws_url_for(http_url: str) -> str:
     if base.startswith("http://"):
         return "ws://" + base[len("http://"):] + "/ws"
     return base + "/ws"
+
+
+DEFAULT_WS_URL = ws_url_for(DEFAULT_HTTP_URL)
 
 
 def to_ms(value: TimeLike) -> int:
@@ -125,9 +126,10 @@ class AsyncClient:
 
     async def quotes(self, codes: Iterable[str]) -> list[Quote]:
         """Latest quotes in the order asked; unknown codes are left out (all unknown: 404)."""
-        wanted = clean_codes(codes)
+        wanted = split_codes(codes)
         if not wanted:
             return []
+        # more codes than one request may carry are asked in several
         chunks = [wanted[i:i + MAX_CODES_PER_QUOTE]
                   for i in range(0, len(wanted), MAX_CODES_PER_QUOTE)]
         if len(chunks) == 1:
@@ -256,12 +258,12 @@ class AsyncClient:
         Use `async with` (or `await stream.close()`) to give the codes back; the stream can
         `subscribe()`/`unsubscribe()` while it runs.
         """
-        return self._hub.open(clean_codes(codes), maxsize)
+        return self._hub.open(split_codes(codes), maxsize)
 
     async def subscribe(self, codes: Iterable[str] | str,
                         callback: AsyncCallback) -> Subscription:
         """The callback style: `callback(quote)` for each quote of `codes` until closed."""
-        stream = self._hub.open(clean_codes(codes))
+        stream = self._hub.open(split_codes(codes))
         await self._hub.sync()
         return Subscription(stream, callback)
 

@@ -74,7 +74,8 @@ def unwrap(body: bytes) -> msgspec.Raw:
 
 
 class HttpTransport:
-    """One aiohttp session; `get` returns a 200's body or raises the mapped TickwireError."""
+    """One aiohttp session; `get` and `send` return a 200's body or raise the mapped
+    TickwireError."""
 
     def __init__(self, base_url: str, *, timeout: float, retries: int, emit: Emitter,
                  headers: Mapping[str, str] | None = None,
@@ -110,23 +111,20 @@ class HttpTransport:
             attempt += 1
             try:
                 async with self.limiter.hold(keys, limit):
-                    status, body, retry_after = await self._fetch(url, params)
+                    status, body, retry_after = await self._fetch("GET", url, params)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                error: TickwireError = ConnectionLost(
-                    f"cannot reach {url}: {_describe(exc)}")
+                error: TickwireError = _unreachable(url, exc)
                 wait = backoff.next()
             else:
                 if status == 200:
                     return body
-                msg = error_message(status, body)
-                if status == 429:
+                error = _answer_error(status, body, retry_after)
+                if isinstance(error, RateLimited):
                     self.rate_limited += 1
-                    error = RateLimited(msg, _retry_after(retry_after))
                     wait = error.retry_after
+                elif status < 500:
+                    raise error
                 else:
-                    error = error_for(status, msg)
-                    if status < 500:
-                        raise error
                     wait = backoff.next()
             if attempt > self._retries:
                 raise error
@@ -136,10 +134,36 @@ class HttpTransport:
                        attempt=attempt + 1, delay=wait, status=error.status)
             await asyncio.sleep(wait)
 
-    async def _fetch(self, url: str, params: dict[str, str]) -> tuple[int, bytes, str | None]:
-        async with self.session().get(url, params=params, timeout=self._timeout) as resp:
-            body = await resp.read()
-            return resp.status, gunzip_if_needed(body), resp.headers.get("Retry-After")
+    async def send(self, method: str, path: str, body: object = None) -> bytes:
+        """One request, `body` sent as JSON, neither retried nor rate-limited here (for calls
+        that change something): a 200's body, or the mapped TickwireError."""
+        url = f"{self.base_url}/{path}"
+        try:
+            status, answer, retry_after = await self._fetch(method, url, {}, body)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _unreachable(url, exc) from None
+        if status != 200:
+            raise _answer_error(status, answer, retry_after)
+        return answer
+
+    async def _fetch(self, method: str, url: str, params: dict[str, str],
+                     body: object = None) -> tuple[int, bytes, str | None]:
+        async with self.session().request(method, url, params=params, json=body,
+                                          timeout=self._timeout) as resp:
+            answer = await resp.read()
+            return resp.status, gunzip_if_needed(answer), resp.headers.get("Retry-After")
+
+
+def _answer_error(status: int, body: bytes, retry_after: str | None) -> TickwireError:
+    """The error for an answer other than 200 (a 429 says how long to wait)."""
+    msg = error_message(status, body)
+    if status == 429:
+        return RateLimited(msg, _retry_after(retry_after))
+    return error_for(status, msg)
+
+
+def _unreachable(url: str, exc: BaseException) -> ConnectionLost:
+    return ConnectionLost(f"cannot reach {url}: {_describe(exc)}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -48,8 +48,6 @@ class RateLimiter:
         self._window = window
         self._done: dict[Key, deque[float]] = {}
         self._busy: dict[Key, int] = {}
-        self.waited = 0.0
-        """Seconds requests spent waiting here, in total."""
 
     def _wait_needed(self, keys: Sequence[Key], limit: int, now: float) -> float:
         wait = 0.0
@@ -69,7 +67,6 @@ class RateLimiter:
             yield
             return
         while (wait := self._wait_needed(keys, limit, time.monotonic())) > 0:
-            self.waited += wait
             await asyncio.sleep(wait)
         for key in keys:
             self._busy[key] = self._busy.get(key, 0) + 1

@@ -30,7 +30,7 @@ from tickwire.client.backoff import Backoff
 from tickwire.client.events import Emitter, log
 from tickwire.client.models import Quote, decode_message
 from tickwire.errors import ConnectionLost, TickwireError, error_for
-from tickwire.wire import encode
+from tickwire.wire import encode, split_codes
 
 AsyncCallback = Callable[[Quote], Awaitable[None] | None]
 
@@ -42,17 +42,6 @@ DEFAULT_QUEUE = 10_000
 
 _TERMINAL = {401, 403, 404}
 """Handshake statuses that retrying cannot fix: the streams end with the error."""
-
-
-def clean_codes(codes: Iterable[str] | str) -> list[str]:
-    """`"a, b"` or `["a", " b", "a"]` -> `["a", "b"]`."""
-    parts = codes.split(",") if isinstance(codes, str) else codes
-    seen: dict[str, None] = {}
-    for part in parts:
-        code = part.strip()
-        if code:
-            seen[code] = None
-    return list(seen)
 
 
 class Stream:
@@ -80,10 +69,10 @@ class Stream:
         return frozenset(self._codes)
 
     async def subscribe(self, codes: Iterable[str] | str) -> None:
-        await self._hub.add(self, clean_codes(codes))
+        await self._hub.add(self, split_codes(codes))
 
     async def unsubscribe(self, codes: Iterable[str] | str) -> None:
-        await self._hub.remove(self, clean_codes(codes))
+        await self._hub.remove(self, split_codes(codes))
 
     async def close(self) -> None:
         if not self.closed:
@@ -172,7 +161,6 @@ class StreamHub:
         self.state = "idle"
         """idle, connecting, connected, reconnecting, failed or closed."""
         self.connects = 0
-        self.received = 0
         self.pongs = 0
 
     # subscriptions -------------------------------------------------------------------------
@@ -366,7 +354,6 @@ class StreamHub:
             return
         quote = message.body
         if quote is not None:
-            self.received += 1
             streams = self._routes.get(quote.code)
             if streams:
                 self._latest[quote.code] = quote

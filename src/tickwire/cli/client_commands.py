@@ -1,81 +1,35 @@
-"""The `tickwire` command."""
+"""The client commands: the SDK in a terminal (quote, kline, categories, symbols, watch,
+record). Each runs one coroutine on an AsyncClient through `run_client`, which turns every
+error into one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
+import msgspec
 import typer
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from tickwire.catalogue import CatalogueError
-from tickwire.config import ConfigError, load_config
-
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="tickwire: a self-hosted real-time market-data server and client.")
-
-
-@app.callback()
-def _group() -> None:
-    """tickwire: a self-hosted real-time market-data server and client."""
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"tickwire: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _run(coro: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
-
-
-@app.command()
-def serve(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
-    data_dir: Annotated[
-        str | None, typer.Option("--data-dir", help="Where the store lives")
-    ] = None,
-) -> None:
-    """Run the server (simulated markets and SQLite by default)."""
-    from tickwire.logs import setup_logging
-    from tickwire.server import serve as run_server
-
-    try:
-        settings = load_config(config, {"server.host": host, "server.port": port,
-                                        "server.data_dir": data_dir})
-    except ConfigError as exc:
-        _fail(f"config error: {exc}", 2)
-    setup_logging(settings.server.log_format, settings.server.log_level)
-    try:
-        _run(run_server(settings))
-    except (CatalogueError, ConfigError) as exc:
-        _fail(f"config error: {exc}", 2)
-    except OSError as exc:
-        _fail(str(exc), 1)
-    except KeyboardInterrupt:
-        pass
-
-
-def _add_allow_commands() -> None:
-    from tickwire.allow_cli import allow_app
-
-    app.add_typer(allow_app, name="allow")
-
-
-_add_allow_commands()
-
-
-# --- client commands: the SDK in a terminal -------------------------------------------------
-# Each command runs one coroutine on an AsyncClient; `_client_run` turns every error into one
-# line on stderr and a non-zero exit, never a traceback.
+from tickwire.cli.running import run_client
+from tickwire.cli.terminal import (
+    Board,
+    bars_table,
+    categories_table,
+    check_export_path,
+    console,
+    page_caption,
+    parse_time,
+    quotes_table,
+    symbols_table,
+    write_bars,
+)
+from tickwire.client import DEFAULT_HTTP_URL, AsyncClient, Event
+from tickwire.models import WINDOW
+from tickwire.wire import MAX_PAGE_SIZE, split_codes
 
 ServerOption = Annotated[str, typer.Option(
     "--server", "-s", envvar="TICKWIRE_URL", help="The server's HTTP base URL.")]
@@ -84,53 +38,16 @@ WsOption = Annotated[str | None, typer.Option(
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 DurationOption = Annotated[float | None, typer.Option(
     "--duration", help="Stop after this many seconds (default: until Ctrl-C).")]
-_DEFAULT_SERVER = "http://127.0.0.1:1008"
-
-
-def _client_run(work: Any, log_warnings: bool = True) -> None:
-    """Run a client coroutine; errors become one line and exit status 1 (2 for usage).
-
-    The SDK's warnings (retries) print as `tickwire: ...` lines, unless the command shows
-    connection events its own way (`watch`, `record`).
-    """
-    import logging
-
-    from tickwire.errors import TickwireError
-
-    logger = logging.getLogger("tickwire.client")
-    logger.propagate = False
-    logger.setLevel(logging.WARNING)
-    handler: logging.Handler = logging.NullHandler()
-    if log_warnings:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("tickwire: %(message)s"))
-    logger.addHandler(handler)
-    try:
-        _run(work)
-    except TickwireError as exc:
-        _fail(f"error: {exc.msg}", 1)
-    except ValueError as exc:
-        _fail(str(exc), 2)
-    except OSError as exc:
-        _fail(f"error: {exc}", 1)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
 
 
 def _print_json(value: Any) -> None:
-    import msgspec
-
     sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
     sys.stdout.flush()
 
 
-@app.command()
 def quote(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
-          server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False) -> None:
+          server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
     """The latest quote of one or more products, as a table."""
-    from tickwire.client import AsyncClient
-    from tickwire.client.terminal import console, quotes_table
-
     async def work() -> None:
         async with AsyncClient(server) as client:
             found = await client.quotes(codes)
@@ -142,10 +59,9 @@ def quote(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
         if missing:
             typer.echo(f"tickwire: no quote for {', '.join(missing)}", err=True)
 
-    _client_run(work())
+    run_client(work())
 
 
-@app.command()
 def kline(
     code: Annotated[str, typer.Argument(help="Product code.")],
     interval: Annotated[str, typer.Option("--interval", "-i",
@@ -159,22 +75,12 @@ def kline(
                                               "to --end, instead of --rows.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o",
                                              help="Write .csv, .json or .parquet.")] = None,
-    server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False,
+    server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
 ) -> None:
-    """K-line bars, oldest first: a table, or a file with --out (a progress bar for long
-    history exports)."""
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    """K-line bars, oldest first: a table, or a file with --out.
 
-    from tickwire.client import AsyncClient
-    from tickwire.client.terminal import (
-        bars_table,
-        check_export_path,
-        console,
-        parse_time,
-        write_bars,
-    )
-    from tickwire.models import WINDOW
-
+    A long history export shows a progress bar.
+    """
     async def work() -> None:
         end_ms = parse_time(end) if end else None
         start_ms = parse_time(start) if start else None
@@ -205,15 +111,11 @@ def kline(
         else:
             console().print(bars_table(bars, code, interval))
 
-    _client_run(work())
+    run_client(work())
 
 
-@app.command()
-def categories(server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False) -> None:
+def categories(server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
     """The product categories."""
-    from tickwire.client import AsyncClient
-    from tickwire.client.terminal import categories_table, console
-
     async def work() -> None:
         async with AsyncClient(server) as client:
             found = await client.categories()
@@ -222,21 +124,17 @@ def categories(server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = Fal
         else:
             console().print(categories_table(found))
 
-    _client_run(work())
+    run_client(work())
 
 
-@app.command()
 def symbols(
     category: Annotated[str, typer.Option("--category", "-c", help="Category id.")],
     show_all: Annotated[bool, typer.Option("--all", help="Every page.")] = False,
     page: Annotated[int, typer.Option(min=1)] = 1,
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=100)] = 10,
-    server: ServerOption = _DEFAULT_SERVER, as_json: JsonOption = False,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=MAX_PAGE_SIZE)] = 10,
+    server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
 ) -> None:
     """A category's products, a page at a time or --all."""
-    from tickwire.client import AsyncClient
-    from tickwire.client.terminal import console, page_caption, symbols_table
-
     async def work() -> None:
         async with AsyncClient(server) as client:
             if show_all:
@@ -250,21 +148,14 @@ def symbols(
         else:
             console().print(symbols_table(found, caption))
 
-    _client_run(work())
+    run_client(work())
 
 
-@app.command()
 def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
-          server: ServerOption = _DEFAULT_SERVER, ws: WsOption = None,
+          server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
           duration: DurationOption = None) -> None:
     """A live table of quotes: price changes flash, reconnects show below it."""
-    from rich.live import Live
-
-    from tickwire.client import AsyncClient
-    from tickwire.client.stream import clean_codes
-    from tickwire.client.terminal import Board, console
-
-    wanted = clean_codes(codes)
+    wanted = split_codes(codes)
     board = Board(wanted)
 
     async def work() -> None:
@@ -286,25 +177,21 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
                 out.print()
 
     try:
-        _client_run(work(), log_warnings=False)
+        run_client(work(), log_warnings=False)
     except typer.Exit as exc:
         if exc.exit_code == 130:  # Ctrl-C is how a watch ends
             raise typer.Exit(0) from None
         raise
 
 
-@app.command()
 def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
            out: Annotated[Path, typer.Option("--out", "-o", help="The .jsonl file to write.")],
-           server: ServerOption = _DEFAULT_SERVER, ws: WsOption = None,
+           server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
            duration: DurationOption = None,
            count: Annotated[int | None, typer.Option(
                help="Stop after this many pushes.")] = None) -> None:
     """Every push of CODES, one quote `body` per line as received, for replay."""
-    from tickwire.client import AsyncClient, Event
-    from tickwire.client.stream import clean_codes
-
-    wanted = clean_codes(codes)
+    wanted = split_codes(codes)
     written = 0
 
     def report(event: Event) -> None:
@@ -328,13 +215,7 @@ def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
                     written += 1
 
     try:
-        _client_run(work(), log_warnings=False)
+        run_client(work(), log_warnings=False)
     finally:
         typer.echo(f"tickwire: recorded {written} pushes of {len(wanted)} codes to {out}",
                    err=True)
-
-# --- end of client commands -------------------------------------------------------------------
-
-
-def main() -> None:
-    sys.exit(app())

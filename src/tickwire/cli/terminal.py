@@ -1,5 +1,5 @@
-"""What the CLI shows and writes: rich tables, the live board, exports. Imported by the CLI
-only, so the SDK itself never needs rich."""
+"""What the CLI shows and writes: rich tables, the live board, exports. It is part of the CLI,
+not of the SDK, so the SDK never needs rich."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import msgspec
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -68,27 +69,50 @@ def parse_time(text: str, tz: str = SERVICE_TZ) -> int:
 
 QUOTE_COLUMNS = ("Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low",
                  "Volume", "Time")
+LEFT_OUT_WHEN_NARROW = ("High", "Low", "Bid", "Ask", "Volume", "Change")
+"""Quote columns left out, in this order, until a table fits the width (80 columns, say)."""
+
+Cells = dict[str, Text | str]
+"""A quote table's row: the cell of each column."""
 
 
-def _quote_table(title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name in QUOTE_COLUMNS:
-        table.add_column(name, justify="left" if name in ("Code", "Time") else "right",
-                         no_wrap=True)
-    return table
+class QuoteTable:
+    """Quotes, one row each, with as many columns as fit the width it is printed at: a
+    narrow terminal loses High, Low, Bid, Ask first, rather than getting every cell cut."""
+
+    def __init__(self, rows: Iterable[Cells]) -> None:
+        self.rows = list(rows)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        unbounded = options.update(width=10_000)
+        columns = list(QUOTE_COLUMNS)
+        table = self._table(columns)
+        for name in LEFT_OUT_WHEN_NARROW:
+            if Measurement.get(console, unbounded, table).maximum <= options.max_width:
+                break
+            columns.remove(name)
+            table = self._table(columns)
+        yield table
+
+    def _table(self, columns: list[str]) -> Table:
+        table = Table()
+        for name in columns:
+            table.add_column(name, justify="left" if name in ("Code", "Time") else "right",
+                             no_wrap=True)
+        for cells in self.rows:
+            table.add_row(*(cells[name] for name in columns))
+        return table
 
 
-def _quote_cells(q: Quote) -> list[Text | str]:
-    return [q.code, num(q.price), signed(q.change), signed(q.change_pct, "%"),
-            num(q.bid) if q.bid else "-", num(q.ask) if q.ask else "-",
-            num(q.high), num(q.low), num(q.volume), q.time]
+def quote_cells(q: Quote) -> Cells:
+    return {"Code": q.code, "Price": num(q.price), "Change": signed(q.change),
+            "Change %": signed(q.change_pct, "%"), "Bid": num(q.bid) if q.bid else "-",
+            "Ask": num(q.ask) if q.ask else "-", "High": num(q.high), "Low": num(q.low),
+            "Volume": num(q.volume), "Time": q.time}
 
 
-def quotes_table(quotes: Iterable[Quote]) -> Table:
-    table = _quote_table()
-    for q in quotes:
-        table.add_row(*_quote_cells(q))
-    return table
+def quotes_table(quotes: Iterable[Quote]) -> QuoteTable:
+    return QuoteTable(quote_cells(q) for q in quotes)
 
 
 def bars_table(bars: Bars, code: str, interval: str) -> Table:
@@ -205,16 +229,17 @@ class Board:
 
     def render(self, now: float | None = None) -> Group:
         moment = now or time.monotonic()
-        table = _quote_table()
+        rows: list[Cells] = []
         for code in self.codes:
             row = self.rows.get(code)
             if row is None:
-                table.add_row(code, *["-"] * (len(QUOTE_COLUMNS) - 2), "waiting")
+                rows.append({**dict.fromkeys(QUOTE_COLUMNS, "-"), "Code": code,
+                             "Time": "waiting"})
                 continue
-            cells = _quote_cells(row.quote)
+            cells = quote_cells(row.quote)
             if row.flash_until > moment:
                 style = "bold white on dark_green" if row.flash_up else "bold white on red3"
-                cells[1] = Text(str(cells[1]), style=style)
-            table.add_row(*cells)
+                cells["Price"] = Text(str(cells["Price"]), style=style)
+            rows.append(cells)
         status = Text(f"{self.status}  ·  {self.updates} updates", style=self.status_style)
-        return Group(table, status)
+        return Group(QuoteTable(rows), status)

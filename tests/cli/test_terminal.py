@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from tickwire import Event, Quote
-from tickwire.client.terminal import Board, num, parse_time
+from tickwire.cli.terminal import QUOTE_COLUMNS, Board, num, parse_time, quotes_table
 
 
 def render(board: Board, now: float) -> str:
@@ -17,6 +17,21 @@ def render(board: Board, now: float) -> str:
     text = out.file.getvalue()  # type: ignore[attr-defined]
     assert isinstance(text, str)
     return text
+
+
+def plain(renderable: object, width: int) -> list[str]:
+    out = Console(file=io.StringIO(), width=width, color_system=None)
+    out.print(renderable)
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(text, str)
+    return text.splitlines()
+
+
+QUOTES = [Quote("fx_seurusd", price=1.17803, change=-0.00696, change_pct=-0.59, bid=1.17803,
+                ask=1.17804, high=1.18571, low=1.17785, time="2026-12-02 12:49:43"),
+          Quote("btcusdt", price=92858.48, change=638.39, change_pct=0.69, bid=92858.47,
+                ask=92858.48, high=94242.49, low=91938.2, volume=16595.90486,
+                time="2026-12-02 12:49:43")]
 
 
 def test_numbers_read_as_the_server_wrote_them() -> None:
@@ -57,3 +72,27 @@ def test_status_line_follows_the_connection() -> None:
     assert board.status == "connecting to ws://h/ws (attempt 1)..."
     board.on_event(Event("server_error", "server says 404: unknown code: x", status=404))
     assert board.status_style == "red"
+
+
+def test_a_quote_table_shows_every_column_where_they_fit() -> None:
+    header = plain(quotes_table(QUOTES), 200)[1]
+    assert [c.strip() for c in header.strip("┃").split("┃")] == list(QUOTE_COLUMNS)
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_a_narrow_terminal_loses_columns_not_characters(width: int) -> None:
+    lines = plain(quotes_table(QUOTES), width)
+    assert all(len(line) <= width for line in lines)
+    assert "…" not in "".join(lines)
+    assert [c.strip() for c in lines[1].strip("┃").split("┃")][:2] == ["Code", "Price"]
+    assert "Change %" in lines[1] and "Time" in lines[1]
+    assert "fx_seurusd" in lines[3] and "2026-12-02 12:49:43" in lines[3]
+
+
+def test_the_board_fits_80_columns() -> None:
+    board = Board(["btcusdt", "fx_seurusd", "nope"])
+    for quote in QUOTES:
+        board.update(quote, now=0.0)
+    lines = plain(board.render(now=5.0), 80)
+    assert all(len(line) <= 80 for line in lines) and "…" not in "".join(lines)
+    assert "waiting" in lines[-3] and lines[-1].endswith("2 updates")

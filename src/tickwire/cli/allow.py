@@ -6,26 +6,31 @@ store in the data dir (a running server picks the change up within two seconds).
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tickwire.cli.running import fail, run_client
+from tickwire.cli.terminal import console
+from tickwire.client import DEFAULT_HTTP_URL
+from tickwire.client.events import Emitter
+from tickwire.client.http import HttpTransport, unwrap
 from tickwire.config import ConfigError, load_config
 
 allow_app = typer.Typer(no_args_is_help=True, help="Show or change the IP allow-list.")
 
+ADMIN_TIMEOUT = 10.0
+"""Seconds an admin API call may take before it fails."""
+
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Server config file")]
 DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="The server's data dir")]
 ServerOpt = Annotated[str | None, typer.Option(
-    "--server", help="A running server's URL, e.g. http://127.0.0.1:1008 (uses the admin API)")]
+    "--server", help=f"A running server's URL, e.g. {DEFAULT_HTTP_URL} (uses the admin API)")]
 TokenOpt = Annotated[str | None, typer.Option(
     "--token", envvar="TICKWIRE_ACCESS_ADMIN_TOKEN", help="The admin token")]
 
@@ -34,25 +39,35 @@ class AllowError(Exception):
     """What went wrong, in one line for the user."""
 
 
-def _admin_call(server: str, token: str | None, method: str, path: str,
-                body: dict[str, str] | None = None) -> Any:
+class _Entry(msgspec.Struct):
+    """One line of the allow-list, as the admin API lists it."""
+
+    cidr: str
+    source: str
+    note: str = ""
+    added_ms: int | None = None
+
+
+class _Listing(msgspec.Struct):
+    entries: list[_Entry] = msgspec.field(name="list", default_factory=list)
+
+
+def _admin(server: str, token: str | None, method: str, path: str,
+           body: dict[str, str] | None = None) -> bytes:
+    """`data` of the admin API's answer; a failure ends the command with one line."""
     if not token:
         raise AllowError("--token (or TICKWIRE_ACCESS_ADMIN_TOKEN) is needed with --server")
-    request = urllib.request.Request(
-        server.rstrip("/") + path, method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return json.loads(resp.read())["data"]
-    except urllib.error.HTTPError as exc:
+
+    async def call() -> bytes:
+        transport = HttpTransport(server, timeout=ADMIN_TIMEOUT, retries=0,
+                                  emit=Emitter(None),
+                                  headers={"Authorization": f"Bearer {token}"})
         try:
-            msg = json.loads(exc.read())["msg"]
-        except (ValueError, KeyError):
-            msg = exc.reason
-        raise AllowError(f"server answered {exc.code}: {msg}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise AllowError(f"cannot reach {server}: {getattr(exc, 'reason', exc)}") from None
+            return bytes(unwrap(await transport.send(method, path, body)))
+        finally:
+            await transport.close()
+
+    return run_client(call())
 
 
 def _local(config: Path | None, data_dir: str | None) -> tuple[Any, list[str]]:
@@ -62,24 +77,19 @@ def _local(config: Path | None, data_dir: str | None) -> tuple[Any, list[str]]:
         settings = load_config(config, {"server.data_dir": data_dir})
     except ConfigError as exc:
         raise AllowError(f"config error: {exc}") from None
-    path = Path(settings.server.data_dir) / "tickwire.sqlite3"
+    path = settings.database_path
     if not path.parent.is_dir():
         raise AllowError(f"no data dir at {path.parent}")
     return SqliteStore(path), settings.access.allow
 
 
-def _show(entries: list[dict[str, Any]]) -> None:
+def _show(entries: list[_Entry]) -> None:
     table = Table("cidr", "source", "note", "added")
     for entry in entries:
-        added = entry.get("added_ms") or 0
+        added = entry.added_ms or 0
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(added / 1000)) if added else ""
-        table.add_row(entry["cidr"], entry["source"], entry["note"], when)
-    Console().print(table)
-
-
-def _fail(exc: AllowError) -> None:
-    typer.echo(f"tickwire: {exc}", err=True)
-    raise typer.Exit(1)
+        table.add_row(entry.cidr, entry.source, entry.note, when)
+    console().print(table)
 
 
 def _normal(cidr: str) -> str:
@@ -97,19 +107,19 @@ def list_entries(config: ConfigOpt = None, data_dir: DataDirOpt = None, server: 
     """List the allowed addresses and ranges."""
     try:
         if server:
-            _show(_admin_call(server, token, "GET", "/admin/allow")["list"])
+            data = _admin(server, token, "GET", "admin/allow")
+            _show(msgspec.json.decode(data, type=_Listing).entries)
             return
         store, configured = _local(config, data_dir)
         try:
-            rows = [{"cidr": _normal(c), "source": "config", "note": "from the config file"}
-                    for c in configured]
-            rows += [{"cidr": e.cidr, "source": "admin", "note": e.note, "added_ms": e.added_ms}
+            rows = [_Entry(_normal(c), "config", "from the config file") for c in configured]
+            rows += [_Entry(e.cidr, "admin", e.note, e.added_ms)
                      for e in store.allow_list().entries]
         finally:
             store.close()
         _show(rows)
     except AllowError as exc:
-        _fail(exc)
+        fail(str(exc), 1)
 
 
 @allow_app.command("add")
@@ -120,7 +130,7 @@ def add_entry(cidr: str, note: Annotated[str, typer.Option(help="Why")] = "",
     try:
         normal = _normal(cidr)
         if server:
-            _admin_call(server, token, "POST", "/admin/allow", {"cidr": normal, "note": note})
+            _admin(server, token, "POST", "admin/allow", {"cidr": normal, "note": note})
         else:
             store, _ = _local(config, data_dir)
             try:
@@ -129,7 +139,7 @@ def add_entry(cidr: str, note: Annotated[str, typer.Option(help="Why")] = "",
                 store.close()
         typer.echo(f"allowed {normal}")
     except AllowError as exc:
-        _fail(exc)
+        fail(str(exc), 1)
 
 
 @allow_app.command("remove")
@@ -139,8 +149,7 @@ def remove_entry(cidr: str, config: ConfigOpt = None, data_dir: DataDirOpt = Non
     try:
         normal = _normal(cidr)
         if server:
-            _admin_call(server, token, "DELETE",
-                        "/admin/allow/" + urllib.parse.quote(normal, safe=""))
+            _admin(server, token, "DELETE", "admin/allow/" + urllib.parse.quote(normal, safe=""))
         else:
             store, _ = _local(config, data_dir)
             try:
@@ -150,4 +159,4 @@ def remove_entry(cidr: str, config: ConfigOpt = None, data_dir: DataDirOpt = Non
                 store.close()
         typer.echo(f"removed {normal}")
     except AllowError as exc:
-        _fail(exc)
+        fail(str(exc), 1)

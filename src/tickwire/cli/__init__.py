@@ -1,0 +1,28 @@
+"""The `tickwire` command: `serve`, the client commands and `allow`.
+
+`main` is the console script's entry point; `app` is the typer application.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tickwire.cli.allow import allow_app
+from tickwire.cli.client_commands import categories, kline, quote, record, symbols, watch
+from tickwire.cli.serve import serve
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="tickwire: a self-hosted real-time market-data server and client.")
+app.command()(serve)
+for _command in (quote, kline, categories, symbols, watch, record):
+    app.command()(_command)
+app.add_typer(allow_app, name="allow")
+
+
+def main() -> None:
+    sys.exit(app())
+
+
+__all__ = ["app", "main"]
