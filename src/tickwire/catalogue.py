@@ -75,13 +75,6 @@ def _check(product: Product, category_ids: set[str]) -> None:
         raise CatalogueError(f"{where}.info: unknown keys {sorted(unknown)}")
 
 
-def parse_products(data: object, where: str) -> list[Product]:
-    try:
-        return msgspec.convert(data, list[Product])
-    except msgspec.ValidationError as exc:
-        raise CatalogueError(f"{where}: {exc}") from None
-
-
 def load_catalogue(path: Path | None = None) -> Catalogue:
     """Load a catalogue file, or the shipped one when `path` is None."""
     if path is None:

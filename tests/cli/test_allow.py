@@ -11,17 +11,15 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from tests.e2e.conftest import small_config
-from tests.e2e.server import Server, free_port, start_server
+from tests.e2e.server import ADMIN_TOKEN, Server, free_port, start_admin_server
 from tickwire.cli import allow, app
 
-TOKEN = "s3cret-token"
+TOKEN = ADMIN_TOKEN
 
 
 @pytest.fixture(scope="module")
 def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("allow-cli"), small_config(
-        f'[access]\nallow = ["127.0.0.1/32"]\nadmin_token = "{TOKEN}"\n'))
+    srv = start_admin_server(tmp_path_factory.mktemp("allow-cli"))
     yield srv
     srv.stop()
 

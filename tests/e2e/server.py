@@ -93,3 +93,13 @@ def start_server(
         time.sleep(0.1)
     server.kill()
     raise RuntimeError(f"server not ready after {ready_timeout} s:\n{server.log()}")
+
+
+ADMIN_TOKEN = "s3cret-token"
+"""The admin token of `start_admin_server`."""
+
+
+def start_admin_server(workdir: Path) -> Server:
+    """A small-catalogue server that admits 127.0.0.1 only, with the admin API on."""
+    return start_server(workdir, f'catalogue = "{SMALL_CATALOGUE}"\n[access]\n'
+                        f'allow = ["127.0.0.1/32"]\nadmin_token = "{ADMIN_TOKEN}"\n')

@@ -13,16 +13,15 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import small_config
-from tests.e2e.server import Server, start_server
+from tests.e2e.server import ADMIN_TOKEN, Server, start_admin_server, start_server
 
-TOKEN = "s3cret-token"
+TOKEN = ADMIN_TOKEN
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
 def access_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("access"), small_config(
-        f'[access]\nallow = ["127.0.0.1/32"]\nadmin_token = "{TOKEN}"\n'))
+    srv = start_admin_server(tmp_path_factory.mktemp("access"))
     yield srv
     srv.stop()
 

@@ -83,3 +83,40 @@ def test_extra_ports_serve_the_same_paths(tmp_path: Path) -> None:
             sock.close()
     finally:
         server.stop()
+
+
+TWO_FEEDS = """
+[[feeds]]
+kind = "sim"
+codes = ["btcusdt"]
+seed = 7
+rate = 20
+
+[[feeds]]
+kind = "sim"
+"""
+
+
+def test_two_feeds_share_the_catalogue_each_shown_in_healthz(tmp_path: Path) -> None:
+    server = start_server(tmp_path, small_config() + TWO_FEEDS)
+    try:
+        with urllib.request.urlopen(f"{server.url}/healthz") as resp:
+            health = json.loads(resp.read())
+        feeds = {f["name"]: f for f in health["feeds"]}
+        assert set(feeds) == {"sim-0", "sim-1"}
+        assert all(f["state"] == "live" and f["restarts"] == 0 for f in feeds.values())
+        assert feeds["sim-0"]["products"] == 1
+        assert feeds["sim-1"]["products"] == health["products"] - 1
+        with urllib.request.urlopen(f"{server.url}/getQuote.php?code=btcusdt,ethusdt") as resp:
+            bodies = json.loads(resp.read())["data"]["body"]
+        assert [b["StockCode"] for b in bodies] == ["btcusdt", "ethusdt"]
+    finally:
+        server.stop()
+
+
+def test_two_feeds_of_one_product_exit_2_naming_both(tmp_path: Path) -> None:
+    result = _serve_with(tmp_path, TWO_FEEDS + 'codes = ["ethusdt", "btcusdt"]\n')
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "feeds[0] and feeds[1] both drive 'btcusdt'" in lines[0]

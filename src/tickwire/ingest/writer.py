@@ -128,8 +128,9 @@ class StoreWriter:
         first, most = self._retry
         delay = first
         while not self._stopping.is_set():
-            self._wake.wait(self._idle_wait)
-            self._wake.clear()
+            if self.failing_since is None:  # else retry as soon as the backoff is over
+                self._wake.wait(self._idle_wait)
+                self._wake.clear()
             try:
                 self.flush()
             except (sqlite3.Error, OSError) as exc:
