@@ -62,8 +62,11 @@ def test_unknown_path_is_a_json_404(server: Server) -> None:
     assert_error(server, "/nope.php", 404, "not found")
 
 
-def test_wrong_method_is_a_json_405(server: Server) -> None:
-    request = urllib.request.Request(server.url + "/getCategory.php", method="POST", data=b"")
+@pytest.mark.parametrize("path", ["/getCategory.php", "/getQuote.php", "/redis.php?code=x",
+                                  "/ws"])
+def test_wrong_method_is_a_json_405(server: Server, path: str) -> None:
+    """Before any parameter is checked or any rate limit counted."""
+    request = urllib.request.Request(server.url + path, method="POST", data=b"")
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=5)
     assert info.value.code == 405

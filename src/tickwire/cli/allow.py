@@ -1,7 +1,7 @@
 """`tickwire allow list|add|remove`: the allow-list from the shell.
 
 Against a running server's admin API (`--server URL --token T`), or straight against the
-store in the data dir (a running server picks the change up within two seconds).
+store in the data dir (a running server picks the change up within a second).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ async def allow_list(request: web.Request, handler: Handler) -> web.StreamRespon
 async def ws_cap(request: web.Request, handler: Handler) -> web.StreamResponse:
     """At most `ws_connections_per_ip` WebSockets per client IP, counted in the engine for
     as long as the connection's handler runs."""
-    if request.path != WS_PATH:
+    if request.path != WS_PATH or request.match_info.http_exception is not None:
         return await handler(request)
     gateway = request.app[GATEWAY]
     ip = client_ip(request)
@@ -95,7 +95,7 @@ RATE_RULES = web.AppKey("rate_rules", dict[str, RateRule])
 async def rate_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The protocol's limits per client IP and second (PROTOCOL section 4)."""
     rule = request.app[RATE_RULES].get(request.path)
-    if rule is None:
+    if rule is None or request.match_info.http_exception is not None:  # e.g. a 405
         return await handler(request)
     gateway = request.app[GATEWAY]
     named = rule.keys(request, gateway)

@@ -64,7 +64,6 @@ class MessageBudget:
         return False
 
 
-
 @dataclass(eq=False)
 class Connection:
     ws: web.WebSocketResponse

@@ -193,8 +193,14 @@ class QuoteState:
         builders, the volume also as whole units of the volume precision when it is one
         (`volume_units`; None when it is not, or nothing traded). An update without a price
         changes only the book and the recent trades, and returns None (no bar moves)."""
+        if update.bids is not None:
+            self._bid_levels = update.bids
+            self._book = None
+        if update.asks is not None:
+            self._ask_levels = update.asks
+            self._book = None
         if update.price is None:
-            self._apply_unpriced(update)
+            self._apply_unpriced_trades(update)
             return None
         stats = self.stats
         rounded = self._rounded
@@ -218,7 +224,6 @@ class QuoteState:
             stats.low = price
         stats.price = price
         stats.ts = ts
-        self._take_book(update)
         if not update.trades:
             return price, 0.0, None
         traded = 0.0
@@ -243,18 +248,9 @@ class QuoteState:
             stats.volume = total / self._volume_scale
         return price, traded, units
 
-    def _take_book(self, update: Update) -> None:
-        if update.bids is not None:
-            self._bid_levels = update.bids
-            self._book = None
-        if update.asks is not None:
-            self._ask_levels = update.asks
-            self._book = None
-
-    def _apply_unpriced(self, update: Update) -> None:
-        """A book or trades without a price: shown in `Depth` and `BS` (with `lastSize`), not
-        counted in the day's volume, which the K-lines must agree with."""
-        self._take_book(update)
+    def _apply_unpriced_trades(self, update: Update) -> None:
+        """Trades of an update without a price: shown in `BS` (with `lastSize`), not counted
+        in the day's volume, which the K-lines must agree with."""
         rounded, sizes = self._rounded, self._sizes
         for trade_price, raw_size, side in update.trades:
             size = sizes[raw_size][0]
