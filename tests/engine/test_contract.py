@@ -8,7 +8,6 @@ import itertools
 import json
 
 from tests.engine.conftest import CODES, Harness
-from tickwire.market.bars import BarRow
 from tickwire.models import BUY, Update
 
 T0 = 1_763_431_200_000  # Tuesday 2025-11-18 10:00 in Shanghai
@@ -60,7 +59,7 @@ async def test_latest_is_the_newest_quote_watched_or_not(harness: Harness) -> No
 async def test_klines_window_then_history_beyond_it(harness: Harness) -> None:
     engine, ingest = harness.engine, harness.ingest
     # 800 stored minutes before T0, then live updates over three minutes
-    old = [("btcusdt", "1m", BarRow(T0 - (800 - i) * MINUTE, 10.0 + i, 11.0 + i, 9.0 + i,
+    old = [("btcusdt", "1m", (T0 - (800 - i) * MINUTE, 10.0 + i, 11.0 + i, 9.0 + i,
                                      10.5 + i, 1.0)) for i in range(800)]
     ingest.store.write(old, {})
     ingest.restore()

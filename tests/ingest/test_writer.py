@@ -12,7 +12,6 @@ import pytest
 
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.ingest.writer import StoreWriter
-from tickwire.market.bars import BarRow
 from tickwire.market.quotes import DayStats
 from tickwire.market.state import StoredBar
 
@@ -36,11 +35,11 @@ class FullDisk(SqliteStore):
 
 
 def bar(i: int, close: float = 1.0) -> StoredBar:
-    return ("btcusdt", "1m", BarRow(T0 + i * MINUTE, 1.0, 2.0, 0.5, close, 3.0))
+    return ("btcusdt", "1m", (T0 + i * MINUTE, 1.0, 2.0, 0.5, close, 3.0))
 
 
 def stored(store: SqliteStore) -> dict[int, float]:
-    return {row.open_ms: row.close for row in store.read_bars("btcusdt", "1m", 1000, None)}
+    return {row[0]: row[4] for row in store.read_bars("btcusdt", "1m", 1000, None)}
 
 
 @pytest.fixture

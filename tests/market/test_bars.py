@@ -316,7 +316,7 @@ def test_each_interval_is_built_from_the_updates_not_rolled_up() -> None:
 
 def test_restore_resumes_the_stored_bar_as_forming() -> None:
     b = builder()
-    b.restore(BarRow(M0, 10.0, 12.0, 9.0, 11.0, 3.0))
+    b.restore((M0, 10.0, 12.0, 9.0, 11.0, 3.0))
     b.update(M0 + 30 * SECOND, 13.0, 1.0)
     assert b.forming() == (M0, 10.0, 13.0, 9.0, 13.0, 4.0)
     b.advance(M0 + 2 * MINUTE)

@@ -44,11 +44,6 @@ _stats_encoder = msgspec.json.Encoder()
 _stats_decoder = msgspec.json.Decoder(DayStats)
 
 
-def _bar_row(cursor: sqlite3.Cursor, row: tuple[int, float, float, float, float, float]
-             ) -> BarRow:
-    return BarRow(*row)
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -116,8 +111,8 @@ class SqliteStore:
             " WHERE code = ? AND interval = ? AND open_ms <= ? ORDER BY open_ms DESC LIMIT ?",
             (code, interval, end_ms if end_ms is not None else 2**62, rows),
         )
-        cursor.row_factory = _bar_row  # type: ignore[assignment]
-        return cursor.fetchall()
+        bars: list[BarRow] = cursor.fetchall()
+        return bars
 
     def count_bars(self) -> int:
         row = self._reader().execute("SELECT count(*) FROM bars").fetchone()

@@ -23,7 +23,7 @@ from statistics import NormalDist
 
 from tickwire.feeds.base import FeedState, HistorySink, Sink
 from tickwire.feeds.history import History, HistoryPlan
-from tickwire.market.bars import BarRow
+from tickwire.market.bars import CLOSE, BarRow
 from tickwire.market.clock import DAY_MS, TimeZone, now_ms
 from tickwire.market.hours import TradingHours
 from tickwire.market.quotes import RECENT_TRADES, DayStats
@@ -171,13 +171,13 @@ class ProductSim:
         candles = self._draw(plan, rate)
         bars = plan.roll_up(candles, self.product.volume_precision)
         days = bars["1d"]
-        today = days[-1]
-        previous_close = days[-2].close if len(days) > 1 else today.open
+        _, today_open, high, low, close, volume = days[-1]
+        previous_close = days[-2][CLOSE] if len(days) > 1 else today_open
         _, first, last, _ = plan.pieces[-1]
         stats = DayStats(day=self._tz.day_span(last - 1)[0], ts=last - 1,
-                         price=candles[-1].close, open=today.open, high=today.high,
-                         low=today.low, last_close=previous_close, volume=today.volume,
-                         amount=today.volume * sum(today[1:5]) / 4)
+                         price=candles[-1][CLOSE], open=today_open, high=high, low=low,
+                         last_close=previous_close, volume=volume,
+                         amount=volume * (today_open + high + low + close) / 4)
         # go on from the last piece's close; a few updates at its end for the live quote
         times = [max(first, last - RECENT_TRADES + k) for k in range(RECENT_TRADES)]
         self._last_ts, self._last_price = times[0], stats.price
@@ -247,7 +247,7 @@ class ProductSim:
                         c_ticks = min(max(c_ticks, low), high)
                         x = math.log(c_ticks / scale)
             close = c_ticks
-            candles.append(BarRow(open_ms, o_ticks / scale, h_ticks / scale, l_ticks / scale,
+            candles.append((open_ms, o_ticks / scale, h_ticks / scale, l_ticks / scale,
                             c_ticks / scale, volume))
         self._log_price = x
         return candles

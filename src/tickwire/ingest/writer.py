@@ -64,9 +64,9 @@ class StoreWriter:
         with self._lock:
             bars = self._bars
             for code, interval, row in closed:
-                bars[(code, interval, row.open_ms)] = row
+                bars[(code, interval, row[0])] = row
             for code, interval, row in forming:
-                bars[(code, interval, row.open_ms)] = row
+                bars[(code, interval, row[0])] = row
             self._stats.update(stats)
             if len(bars) > self.max_pending:
                 self._drop_oldest(len(bars) - self.max_pending)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import Final
 
 import msgspec
 
@@ -23,16 +23,18 @@ _FIXED_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h"
 a month are not."""
 
 
+BarRow = tuple[int, float, float, float, float, float]
+"""One bar of an interval, finished or forming: (open_ms, open, high, low, close, volume);
+its fields by name are the indexes below. A plain tuple, not a named one: history fills,
+restarts and deep reads handle hundreds of thousands of bars, and a named tuple costs a
+Python call and a second object for each."""
 
-class BarRow(NamedTuple):
-    """One bar of an interval, finished or forming."""
-
-    open_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
+OPEN_MS: Final = 0
+OPEN: Final = 1
+HIGH: Final = 2
+LOW: Final = 3
+CLOSE: Final = 4
+VOLUME: Final = 5
 
 
 def combine(open_ms: int, rows: Sequence[BarRow], volume_decimals: int) -> BarRow:
@@ -40,16 +42,15 @@ def combine(open_ms: int, rows: Sequence[BarRow], volume_decimals: int) -> BarRo
     open, highest high, lowest low, last close, summed volume rounded to its decimals."""
     first = rows[0]
     if len(rows) == 1:
-        return first if first.open_ms == open_ms else first._replace(open_ms=open_ms)
-    high, low, volume = first.high, first.low, first.volume
-    for row in rows[1:]:
-        if row.high > high:
-            high = row.high
-        if row.low < low:
-            low = row.low
-        volume += row.volume
-    return BarRow(open_ms, first.open, high, low, rows[-1].close,
-                  round(volume, volume_decimals))
+        return first if first[OPEN_MS] == open_ms else (open_ms, *first[OPEN:])
+    _, o, high, low, _, volume = first
+    for _, _, h, lo, _, v in rows[1:]:
+        if h > high:
+            high = h
+        if lo < low:
+            low = lo
+        volume += v
+    return (open_ms, o, high, low, rows[-1][CLOSE], round(volume, volume_decimals))
 
 _encode = msgspec.json.Encoder().encode
 
@@ -141,9 +142,9 @@ class BarBuilder:
         """Resume from a stored bar (the newest one kept) as the bar being formed."""
         self._start, self._o, self._h, self._l, self._c, self._v = row
         self._units = None
-        self._end = self.interval.following(row.open_ms)
+        self._end = self.interval.following(row[OPEN_MS])
         self._has_data = True
-        self.last_close = row.close
+        self.last_close = row[CLOSE]
 
     def update(self, ts_ms: int, price: float, volume: float, units: int | None = None
                ) -> bool:
@@ -199,9 +200,9 @@ class BarBuilder:
         if self._start is None:
             return None
         if self._has_data:
-            return BarRow(self._start, self._o, self._h, self._l, self._c, self._volume())
+            return (self._start, self._o, self._h, self._l, self._c, self._volume())
         flat = self.last_close if self.last_close is not None else 0.0
-        return BarRow(self._start, flat, flat, flat, flat, 0.0)
+        return (self._start, flat, flat, flat, flat, 0.0)
 
     def _roll(self, ts_ms: int, force_open: bool) -> None:
         """Close the current bar, add flat bars for quiet ones in trading hours up to the bar
@@ -212,11 +213,11 @@ class BarBuilder:
             bar = self.forming()
             assert bar is not None
             self.closed.append(bar)
-            self.last_close = bar.close
+            self.last_close = bar[CLOSE]
         if self._end and self.last_close is not None:
             flat = self.last_close
             for start in self._quiet_bars(self._end, target):
-                self.closed.append(BarRow(start, flat, flat, flat, flat, 0.0))
+                self.closed.append((start, flat, flat, flat, flat, 0.0))
         self._has_data = False
         self._end = self.interval.following(target)
         if force_open or self._hours.overlaps(target, self._end):
@@ -257,7 +258,7 @@ class BarSeries:
         self._unencoded = 0  # the newest entries of `recent` still hold rows, not bytes
 
     def keep(self, row: BarRow) -> None:
-        self.recent.append((row.open_ms, row))
+        self.recent.append((row[OPEN_MS], row))
         self._unencoded += 1
 
     def encode(self, row: BarRow) -> bytes:
