@@ -135,7 +135,7 @@ class StoreWriter:
                 self.flush()
             except (sqlite3.Error, OSError) as exc:
                 self._failed(exc)
-                self._stopping.wait(delay)
+                self._pause(delay)
                 delay = min(delay * 2, most)
                 continue
             delay = first
@@ -144,6 +144,14 @@ class StoreWriter:
                     "after_s": round(time.monotonic() - self.failing_since, 1),
                     "rows_written": self.rows_written})
                 self.failing_since, self.error = None, None
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before a retry, in short sleeps, and stop early when the writer closes.
+        (Sleeps rather than a timed `Event.wait`, whose deadline is taken on a clock that
+        tools which shift the clock, such as faketime, move but do not wait on.)"""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
 
     def _failed(self, exc: BaseException) -> None:
         self.error = f"{type(exc).__name__}: {exc}"
