@@ -13,6 +13,9 @@ from tickwire.models import Category, Product
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 """What a product code may look like: letters, digits, `_ . -`, at most 32 characters."""
 
+FRONT_MONTH = "{yymm}"
+"""Stands for the front month in a product's name (see `Catalogue.dated`)."""
+
 INFO_KEYS = frozenset({"TotalAmount", "LimitUp", "LimitDown", "TurnoverRate", "QRR",
                        "MarketCAP", "MarketCIR"})
 
@@ -43,6 +46,13 @@ class Catalogue:
         self.by_category: dict[str, list[Product]] = {c.id: [] for c in categories}
         for product in self.products.values():
             self.by_category[product.category].append(product)
+
+    def dated(self, yymm: str) -> Catalogue:
+        """This catalogue with `{yymm}` in product names replaced by `yymm` (e.g. "2612"):
+        monthly contracts named after the front month."""
+        products = [msgspec.structs.replace(p, name=p.name.replace(FRONT_MONTH, yymm))
+                    if FRONT_MONTH in p.name else p for p in self.products.values()]
+        return Catalogue(self.categories, products)
 
     def with_products(self, extra: list[Product]) -> Catalogue:
         """This catalogue plus `extra` products (same code replaces the shipped one)."""

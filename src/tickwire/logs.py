@@ -1,21 +1,35 @@
-"""Structured logs: JSON lines (or plain text on a terminal), extra fields included."""
+"""Structured logs: JSON lines (or plain text on a terminal), extra fields included.
+
+Every line's time is ISO 8601 with its offset, in the service time zone (the zone of the
+quotes' and K-lines' times), e.g. `2026-12-02T13:05:09.123+08:00`.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
-class JsonFormatter(logging.Formatter):
+class _Formatter(logging.Formatter):
+    def __init__(self, timezone: str) -> None:
+        super().__init__()
+        self._zone = ZoneInfo(timezone)
+
+    def timestamp(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, self._zone)
+        return moment.isoformat(timespec="milliseconds")
+
+
+class JsonFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self.timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -28,23 +42,24 @@ class JsonFormatter(logging.Formatter):
         return msgspec.json.encode(entry, enc_hook=str).decode()
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
             f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD
         )
-        line = f"{time.strftime('%H:%M:%S')} {record.levelname.lower():7} {record.getMessage()}"
+        line = f"{self.timestamp(record)} {record.levelname.lower():7} {record.getMessage()}"
         line = f"{line}  {extras}" if extras else line
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
 
-def setup_logging(fmt: str = "auto", level: str = "info") -> None:
+def setup_logging(fmt: str = "auto", level: str = "info",
+                  timezone: str = "Asia/Shanghai") -> None:
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(timezone) if fmt == "json" else TextFormatter(timezone))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

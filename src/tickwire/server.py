@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from tickwire.catalogue import Catalogue, load_catalogue
 from tickwire.config import Config
+from tickwire.datadir import DataDirLock
 from tickwire.engine.base import Engine
 from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.sqlite import SqliteStore
@@ -30,11 +34,15 @@ from tickwire.market import Market, TimeZone
 log = logging.getLogger("tickwire.server")
 
 
-def load_products(config: Config) -> Catalogue:
-    """The shipped catalogue (or `server.catalogue`) with the config's `[[products]]`."""
+def load_products(config: Config, now: datetime | None = None) -> Catalogue:
+    """The shipped catalogue (or `server.catalogue`) with the config's `[[products]]`, monthly
+    contracts named after the month of `now` (today) in the service time zone."""
     path = Path(config.server.catalogue) if config.server.catalogue else None
     catalogue = load_catalogue(path)
-    return catalogue.with_products(config.products) if config.products else catalogue
+    if config.products:
+        catalogue = catalogue.with_products(config.products)
+    today = now or datetime.now(ZoneInfo(config.server.timezone))
+    return catalogue.dated(today.strftime("%y%m"))
 
 
 def build_engine(config: Config, catalogue: Catalogue, market: Market,
@@ -43,6 +51,27 @@ def build_engine(config: Config, catalogue: Catalogue, market: Market,
     if config.engine.kind == "memory":
         return MemoryEngine(catalogue, market, store)
     raise AssertionError(f"no engine {config.engine.kind!r}")  # the config allows no other
+
+
+def loopback_only_warning(config: Config) -> str | None:
+    """What to tell a user who listens beyond this machine while only it may connect."""
+    host = config.server.host
+    if host in ("localhost", "") or _is_loopback(host):
+        return None
+    allowed = [ipaddress.ip_network(a, strict=False) for a in config.access.allow]
+    if any(not net.is_loopback for net in allowed):
+        return None
+    return (f"listening on {host}, but the allow-list admits this machine only: every other "
+            "client gets 403. Allow a network with [access] allow in the config, or at run "
+            "time: tickwire allow add 192.168.0.0/16 --data-dir "
+            f"{config.server.data_dir}")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may well reach beyond this machine
 
 
 @dataclass(eq=False)
@@ -65,10 +94,16 @@ def build(config: Config, feeds: list[Feed] | None = None) -> Server:
     if feeds is None:
         feeds = build_feeds(config.feeds, catalogue, tz,
                             lambda code: market.products[code].hours)
-    store = SqliteStore(config.database_path)
-    engine = build_engine(config, catalogue, market, store)
-    ingest = Ingest(market, engine, store, StoreWriter(store))
-    ingest.restore()
+    lock = DataDirLock(config.data_path)
+    lock.acquire(f"serving {config.server.host}:{config.server.port}")
+    try:
+        store = SqliteStore(config.database_path)
+        engine = build_engine(config, catalogue, market, store)
+        ingest = Ingest(market, engine, store, StoreWriter(store))
+        ingest.restore()
+    except BaseException:
+        lock.release()
+        raise
     service = IngestService(ingest, feeds)
     app = create_app(config, engine)
 
@@ -79,6 +114,7 @@ def build(config: Config, feeds: list[Feed] | None = None) -> Server:
         await service.stop()
         await engine.close()
         store.close()
+        lock.release()
         log.info("stopped; store flushed")
 
     app.on_startup.append(start_ingest)
@@ -105,6 +141,9 @@ async def serve(config: Config) -> None:
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
     log.info("listening", extra={"url": f"http://{host}:{config.server.port}",
                                  "ws": f"ws://{host}:{config.server.port}/ws"})
+    warning = loopback_only_warning(config)
+    if warning:
+        log.warning(warning)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -50,9 +50,10 @@ class Server:
         self.stop(signal.SIGKILL)
 
 
-def write_config(path: Path, port: int, data_dir: Path, extra: str = "") -> None:
+def write_config(path: Path, port: int, data_dir: Path, extra: str = "",
+                 host: str = "127.0.0.1") -> None:
     path.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n'
+        f'[server]\nhost = "{host}"\nport = {port}\ndata_dir = "{data_dir}"\n'
         f'log_format = "json"\n{extra}\n',
         encoding="utf-8",
     )
@@ -64,13 +65,14 @@ def start_server(
     data_dir: Path | None = None,
     port: int | None = None,
     ready_timeout: float = 90,
+    host: str = "127.0.0.1",
 ) -> Server:
     """Start `tickwire serve` with a config of `extra_config` and wait for a ready /healthz."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     data_dir = data_dir or workdir / "data"
     config = workdir / f"tickwire-{port}.toml"
-    write_config(config, port, data_dir, extra_config)
+    write_config(config, port, data_dir, extra_config, host)
     log_path = workdir / f"server-{port}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env = {k: v for k, v in env.items() if not k.startswith("TICKWIRE_")}

@@ -221,7 +221,8 @@ def test_reader_that_stays_behind_is_closed_with_1008(guarded: Server) -> None:
 async def test_a_thousand_messages_a_second_are_dropped_then_the_flood_closed(
     guarded: Server,
 ) -> None:
-    async with aiohttp.ClientSession() as session, session.ws_connect(guarded.ws_url) as ws:
+    async with aiohttp.ClientSession() as session, \
+            session.ws_connect(guarded.ws_url + "?errors=1") as ws:
         for i in range(1000):
             await ws.send_str(json.dumps({"ping": i}))
         pongs, warnings = 0, []
@@ -339,7 +340,8 @@ async def test_hostile_websocket_messages(guarded: Server) -> None:
         ('{"Key":"' + ",".join(f"c{i}" for i in range(600)) + '"}', "too many codes"),
         ('{"UnKey":[]}', "UnKey must be a string"),
     ]
-    async with aiohttp.ClientSession() as session, session.ws_connect(guarded.ws_url) as ws:
+    async with aiohttp.ClientSession() as session, \
+            session.ws_connect(guarded.ws_url + "?errors=1") as ws:
         for frame, msg in cases:
             await ws.send_str(frame)
             reply = json.loads((await ws.receive(5)).data)

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.asyncio
 
 @pytest.fixture
 async def ws(server: Server) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    async with aiohttp.ClientSession() as session, session.ws_connect(server.ws_url) as sock:
+    """A connection that opted in to error replies (`?errors=1`, PROTOCOL section 8)."""
+    async with aiohttp.ClientSession() as session, \
+            session.ws_connect(server.ws_url + "?errors=1") as sock:
         yield sock
 
 

@@ -14,7 +14,7 @@ from tickwire.engine.sqlite import SqliteStore
 from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
-from tickwire.models import BUY, Update
+from tickwire.models import BUY, INTERVALS, Update
 
 TS = 1_763_431_200_000  # Tuesday 2025-11-18 10:00 in Shanghai
 PRODUCTS = load_catalogue(None).products
@@ -96,3 +96,21 @@ def test_unencoded_updates_are_persisted_all_the_same(make: Make) -> None:
     assert [bar[1:5] for bar in reversed(bars)][:2] == [(50.0, 52.0, 50.0, 52.0),
                                                         (53.0, 55.0, 53.0, 55.0)]
     assert store.load_stats()["ethusdt"].price == 55.0
+
+
+def test_what_the_store_lacks_is_known_per_product_and_interval(tmp_path: Path) -> None:
+    first = make_ingest(tmp_path, ["btcusdt", "ethusdt"])
+    assert first.missing_history("btcusdt") == frozenset(INTERVALS)  # an empty store
+    rows = [(TS - (3 - i) * 60_000, 1.0, 2.0, 0.5, 1.5, 1.0) for i in range(3)]
+    first.load_history("btcusdt", {"1m": rows, "1d": [(TS - 86_400_000, 1.0, 2.0, 0.5, 1.5,
+                                                       9.0)]}, None)
+    assert first.missing_history("btcusdt") == frozenset(INTERVALS) - {"1m", "1d"}
+    first.persist()
+    first.writer.close()
+    first.store.close()
+    again = make_ingest(tmp_path, ["btcusdt", "ethusdt"])
+    again.restore()
+    assert again.missing_history("btcusdt") == frozenset(INTERVALS) - {"1m", "1d"}
+    assert again.missing_history("ethusdt") == frozenset(INTERVALS)
+    again.writer.close()
+    again.store.close()

@@ -48,6 +48,9 @@ class NullSink:
     def advance(self, now_ms: int) -> None:
         pass
 
+    def skip_to(self, now_ms: int) -> None:
+        pass
+
 
 def runner(feed: FlakyFeed, delay: float = 0.2) -> FeedRunner:
     return FeedRunner(feed, NullSink(), Backoff(initial=delay, maximum=delay, jitter=0.0))

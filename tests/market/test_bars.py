@@ -281,6 +281,39 @@ def test_advance_before_any_update_makes_no_bars() -> None:
     assert b.forming() is None
 
 
+# ---- builder: a restart leaves the time the server was down as a gap ---------------------
+
+def test_skip_to_closes_the_restored_bar_and_makes_no_flat_bars_for_the_downtime() -> None:
+    b = builder()
+    b.restore((M0, 10.0, 12.0, 9.0, 11.0, 3.0))  # the bar forming when the server stopped
+    b.skip_to(M0 + 90 * MINUTE + 20 * SECOND)  # started again an hour and a half later
+    assert b.closed == [(M0, 10.0, 12.0, 9.0, 11.0, 3.0)]
+    assert b.forming() is None
+    b.closed.clear()
+    b.update(M0 + 92 * MINUTE + 5 * SECOND, 11.5, 1.0)
+    # the quiet minutes since the restart are flat; the downtime before it stays a gap
+    assert [row[0] for row in b.closed] == [M0 + 90 * MINUTE, M0 + 91 * MINUTE]
+    assert b.closed[0] == (M0 + 90 * MINUTE, 11.0, 11.0, 11.0, 11.0, 0.0)
+    assert b.forming() == (M0 + 92 * MINUTE, 11.5, 11.5, 11.5, 11.5, 1.0)
+
+
+def test_skip_to_within_the_forming_bar_changes_nothing() -> None:
+    b = builder()
+    b.restore((M0, 10.0, 12.0, 9.0, 11.0, 3.0))
+    b.skip_to(M0 + 40 * SECOND)
+    assert b.closed == [] and b.forming() == (M0, 10.0, 12.0, 9.0, 11.0, 3.0)
+    b.update(M0 + 50 * SECOND, 13.0, 1.0)
+    assert b.forming() == (M0, 10.0, 13.0, 9.0, 13.0, 4.0)
+
+
+def test_skip_to_before_anything_was_seen_changes_nothing() -> None:
+    b = builder()
+    b.skip_to(M0 + 10 * MINUTE)
+    assert b.closed == [] and b.forming() is None
+    b.update(M0 + 5 * MINUTE, 10.0, 1.0)  # not refused as late
+    assert b.forming() == (M0 + 5 * MINUTE, 10.0, 10.0, 10.0, 10.0, 1.0)
+
+
 def test_a_provisional_flat_bar_takes_the_first_real_price_as_open() -> None:
     b = builder()
     b.update(M0 + 10 * SECOND, 10.0, 1.0)

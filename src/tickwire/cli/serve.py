@@ -30,7 +30,8 @@ def serve(
                                         "server.data_dir": data_dir})
     except ConfigError as exc:
         fail(f"config error: {exc}", 2)
-    setup_logging(settings.server.log_format, settings.server.log_level)
+    setup_logging(settings.server.log_format, settings.server.log_level,
+                  settings.server.timezone)
     try:
         run(run_server(settings))
     except (CatalogueError, ConfigError) as exc:  # a catalogue or feeds that cannot be used

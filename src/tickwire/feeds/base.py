@@ -28,14 +28,17 @@ class FeedState(StrEnum):
 class HistorySink(Protocol):
     """What a feed that makes its own history may do besides publishing updates."""
 
-    def needs_history(self) -> bool:
-        """True when the store is empty and a feed that can should fill history."""
+    def missing_history(self, code: str) -> frozenset[str]:
+        """The intervals of `code` of which the store has no bar (all of them for a product
+        new to the store): what a feed that can should fill. Asked at every start, so a fill
+        cut short (a crash, Ctrl-C) goes on at the next one."""
         ...
 
-    def load_history(self, code: str, bars: dict[str, list[BarRow]], stats: DayStats) -> None:
-        """A history made by the feed: each interval's bars of `code`, oldest first (the
-        newest is still forming), and the quote's day statistics at its end. Kept and stored
-        as if built from updates; not pushed to clients."""
+    def load_history(self, code: str, bars: dict[str, list[BarRow]],
+                     stats: DayStats | None) -> None:
+        """A history made by the feed: bars of `code` by interval, oldest first (the newest
+        is still forming), and the quote's day statistics at its end (None to keep the
+        stored ones). Kept and stored as if built from updates; not pushed to clients."""
         ...
 
     def backfill(self, updates: list[Update]) -> None:
@@ -61,6 +64,11 @@ class Sink(Protocol):
 
     def advance(self, now_ms: int) -> None:
         """The feed's clock: bars of its products that ended by `now_ms` are closed."""
+        ...
+
+    def skip_to(self, now_ms: int) -> None:
+        """The feed had nothing for its products between their newest bars and `now_ms`
+        (the server was down): that time stays a gap instead of flat bars."""
         ...
 
 

@@ -4,9 +4,11 @@ Prices follow a mean-reverting random walk in log space at each product's daily 
 the book is consistent (best bid < best ask, spread >= one tick, levels a few ticks apart);
 trades happen at the touch with a direction; domestic futures stay inside their daily limits;
 updates come only inside trading hours. For a seed, the same event times give the same
-updates. On first start with an empty store the simulator fills history, so that every
-K-line interval serves its full window at once: the same walk, drawn as one candle per piece
-of the past (see `tickwire.feeds.history`), and the live updates go on from where it ends.
+updates. At every start the simulator fills the history the store lacks (everything on a
+first start, a product added since, what a start cut short left out), so that every K-line
+interval serves its full window at once: the same walk, drawn as one candle per piece of the
+past (see `tickwire.feeds.history`), and the live updates go on from where it ends. The time
+the server was down stays a gap: no bars are made up for it.
 """
 
 from __future__ import annotations
@@ -281,33 +283,49 @@ class SimFeed:
         return {"kind": "sim", "rate": self.rate, "products": len(self._products),
                 "updates": self.updates, "behind": self.behind, **progress}
 
+    def _sim(self, product: Product, history: HistorySink | None) -> ProductSim:
+        """A product's simulator, going on from its stored quote when there is one."""
+        resume = history.resume(product.code) if history else None
+        return ProductSim(product, self._hours(product.code), self._tz, self._seed, resume)
+
     async def run(self, sink: Sink) -> None:
         self.state = FeedState.CONNECTING
         now = now_ms()
         history = sink.history
-        self.sims = [
-            ProductSim(p, self._hours(p.code), self._tz, self._seed,
-                       history.resume(p.code) if history else None)
-            for p in self._products
-        ]
-        if self._history and history is not None and history.needs_history():
-            await self._backfill(sink, history, now)
+        self.sims = [self._sim(p, history) for p in self._products]
+        sink.skip_to(now)  # the time the server (or this feed) was down stays a gap
+        if self._history and history is not None:
+            lacking = [i for i, sim in enumerate(self.sims)
+                       if history.missing_history(sim.product.code)]
+            if lacking:
+                await self._backfill(sink, history, now, lacking)
         self.state = FeedState.LIVE
         await self._live(sink)
 
-    async def _backfill(self, sink: Sink, history: HistorySink, now: int) -> None:
+    async def _backfill(self, sink: Sink, history: HistorySink, now: int,
+                        lacking: list[int]) -> None:
+        """Fill what the store lacks: a product new to it gets its whole past (bars, the day's
+        statistics, a few updates for the live quote); a product that lacks some intervals
+        gets those, and goes on from its stored quote."""
         began = time.monotonic()
-        total = len(self.sims)
+        total = len(lacking)
         log.info("filling history", extra={"products": total})
         plans: dict[str, HistoryPlan] = {}  # by trading hours: products share them
         self.progress = (0, total)
-        for done, sim in enumerate(self.sims, 1):
+        for done, index in enumerate(lacking, 1):
+            sim = self.sims[index]
+            code = sim.product.code
             plan = plans.get(sim.hours.text)
             if plan is None:
                 plan = plans[sim.hours.text] = HistoryPlan(sim.hours, self._tz, now)
+            missing = history.missing_history(code)
             made = sim.history(plan, self.rate)
-            history.load_history(sim.product.code, made.bars, made.stats)
-            history.backfill(made.updates)
+            if history.resume(code) is None:
+                history.load_history(code, made.bars, made.stats)
+                history.backfill(made.updates)
+            else:
+                history.load_history(code, {i: made.bars[i] for i in missing}, None)
+                self.sims[index] = self._sim(sim.product, history)
             self.progress = (done, total)
             if done % 10 == 0 or done == total:
                 log.info("history progress", extra={"done": done, "total": total})

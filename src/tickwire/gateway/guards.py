@@ -27,6 +27,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WS_PATH = "/ws"
 
 
+def is_websocket(request: web.Request) -> bool:
+    """A request for the WebSocket: anything on `/ws`, an upgrade on the root (the vendor's
+    test service takes the WebSocket there, PROTOCOL section 1)."""
+    return request.path == WS_PATH or (
+        request.path == "/" and request.headers.get("Upgrade", "").lower() == "websocket")
+
+
 class Refusals:
     """Counts refusals by kind and logs each client's at most once a minute per kind."""
 
@@ -65,7 +72,7 @@ async def allow_list(request: web.Request, handler: Handler) -> web.StreamRespon
 async def ws_cap(request: web.Request, handler: Handler) -> web.StreamResponse:
     """At most `ws_connections_per_ip` WebSockets per client IP, counted in the engine for
     as long as the connection's handler runs."""
-    if request.path != WS_PATH or request.match_info.http_exception is not None:
+    if not is_websocket(request) or request.match_info.http_exception is not None:
         return await handler(request)
     gateway = request.app[GATEWAY]
     ip = client_ip(request)

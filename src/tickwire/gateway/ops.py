@@ -1,4 +1,4 @@
-"""Operations: `/healthz`, `/metrics` (Prometheus) and `/openapi.json`."""
+"""Operations: `/healthz`, `/metrics` (Prometheus), `/openapi.json`, and the root `/`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from tickwire.engine.base import IngestStatus
+from tickwire.gateway.guards import is_websocket
 from tickwire.gateway.responses import json_response
 from tickwire.gateway.state import GATEWAY, Gateway
+from tickwire.gateway.ws import websocket
 from tickwire.wire import encode
 
 REFUSAL_KINDS = ("not_authorized", "rate_limited", "bad_request", "ws_cap", "ws_flood",
@@ -78,6 +80,9 @@ class _Collector:
         closed.add_metric(["slow_reader"], hub.stats.slow_closed)
         closed.add_metric(["idle"], hub.stats.idle_closed)
         yield closed
+        yield CounterMetricFamily("tickwire_ws_ignored", "Client messages ignored without a "
+                                  "reply (unknown codes, malformed JSON, ... on a connection "
+                                  "without ?errors=1)", value=hub.stats.ignored)
         refused = CounterMetricFamily("tickwire_refused", "Refusals by kind", labels=["kind"])
         for kind in REFUSAL_KINDS:
             refused.add_metric([kind], gateway.refusals.counts[kind])
@@ -108,6 +113,27 @@ async def metrics(request: web.Request) -> web.Response:
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
+_ROOT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tickwire</title></head>
+<body><h1>tickwire</h1><p>A real-time market-data server.</p><ul>
+<li><a href="/getCategory.php">/getCategory.php</a>: categories</li>
+<li>/getSymbolList.php?category=4: products of a category</li>
+<li>/getQuote.php?code=btcusdt: the latest quote</li>
+<li>/redis.php?code=btcusdt&amp;time=1m&amp;rows=600: K-lines</li>
+<li>ws://this-host/ws: the live stream</li>
+<li><a href="/healthz">/healthz</a>, <a href="/metrics">/metrics</a>,
+<a href="/openapi.json">/openapi.json</a></li></ul></body></html>
+"""
+
+
+async def root(request: web.Request) -> web.StreamResponse:
+    """`/`: a WebSocket upgrade is served as `/ws`; anything else gets a small page (health
+    checks of deployed clients fetch the root and call anything but 2xx or 3xx down)."""
+    if is_websocket(request):
+        return await websocket(request)
+    return web.Response(text=_ROOT_PAGE, content_type="text/html")
+
+
 async def openapi(request: web.Request) -> web.Response:
     return json_response(request, _OPENAPI.read_bytes())
 
@@ -121,6 +147,7 @@ def add_routes(app: web.Application, gateway: Gateway) -> None:
     registry.register(collector)  # type: ignore[arg-type]
     app[_REGISTRY] = registry
     app[_COLLECTOR] = collector
+    app.router.add_get("/", root)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)

@@ -78,6 +78,10 @@ class Connection:
     pinged: bool = False
     closing: bool = False
     budget: MessageBudget = field(default_factory=lambda: MessageBudget(1.0))
+    errors: bool = False
+    """Opted in to error replies (`/ws?errors=1`)."""
+    ignored: int = 0
+    """Messages ignored without a reply (it did not opt in)."""
 
 
 @dataclass
@@ -86,6 +90,7 @@ class HubStats:
     conflated: int = 0
     slow_closed: int = 0
     idle_closed: int = 0
+    ignored: int = 0
 
 
 class Hub:
@@ -145,6 +150,19 @@ class Hub:
             return
         conn.transport.write(b"".join(frames) if len(frames) > 1 else frames[0])
 
+    def refuse(self, conn: Connection, payload: bytes) -> None:
+        """An error reply, to a connection that opted in (`/ws?errors=1`). Deployed clients
+        read `body` from every frame and crash on one without it (PROTOCOL section 8), so
+        the others get nothing: the message is ignored, counted, and logged once."""
+        if conn.errors:
+            self.send(conn, payload)
+            return
+        self.stats.ignored += 1
+        if not conn.ignored:
+            log.info("ignored a client message", extra={"ip": conn.ip,
+                                                        "reason": payload[:200].decode()})
+        conn.ignored += 1
+
     def send(self, conn: Connection, payload: bytes) -> None:
         """A control message (pong, error) to one connection, ahead of any backlog."""
         if not conn.closing and not self._transport_gone(conn):
@@ -161,15 +179,15 @@ class Hub:
         fresh = [c for c in codes if c not in conn.codes and self._known(c)]
         wanted = max(len(codes), len(conn.codes) + len(fresh))
         if wanted > limit:
-            self.send(conn, ws_error(
+            self.refuse(conn, ws_error(
                 400, f"too many codes: {wanted} (at most {limit} per connection); "
                      "nothing subscribed"))
             return
         unknown = [c for c in codes if not self._known(c)]
         for code in unknown[:MAX_UNKNOWN_REPORTED]:
-            self.send(conn, ws_error(404, f"unknown code: {code[:64]}"))
+            self.refuse(conn, ws_error(404, f"unknown code: {code[:64]}"))
         if len(unknown) > MAX_UNKNOWN_REPORTED:
-            self.send(conn, ws_error(
+            self.refuse(conn, ws_error(
                 404, f"and {len(unknown) - MAX_UNKNOWN_REPORTED} more unknown codes"))
         for code in fresh:
             conn.codes.add(code)
@@ -302,14 +320,14 @@ async def handle_messages(hub: Hub, conn: Connection) -> None:
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not conn.budget.take(now):
             if now - conn.budget.warned_at >= 1.0:  # one reply a second, not one per message
                 conn.budget.warned_at = now
-                hub.send(conn, ws_error(429, "too many messages: at most "
+                hub.refuse(conn, ws_error(429, "too many messages: at most "
                                         f"{hub.settings.messages_per_second:g} a second; "
                                         "messages over it are dropped"))
             continue
         if msg.type == WSMsgType.TEXT:
             await _handle_text(hub, conn, msg.data)
         elif msg.type == WSMsgType.BINARY:
-            hub.send(conn, ws_error(400, "binary frames are not supported; send JSON text"))
+            hub.refuse(conn, ws_error(400, "binary frames are not supported; send JSON text"))
         elif msg.type == WSMsgType.PING:
             await ws.pong(msg.data)
         elif msg.type == WSMsgType.ERROR:
@@ -320,31 +338,32 @@ async def _handle_text(hub: Hub, conn: Connection, text: str) -> None:
     try:
         message = _decode(text)
     except (msgspec.DecodeError, RecursionError):
-        hub.send(conn, ws_error(400, "malformed JSON"))
+        hub.refuse(conn, ws_error(400, "malformed JSON"))
         return
     if not isinstance(message, dict):
-        hub.send(conn, ws_error(400, "a message must be a JSON object"))
+        hub.refuse(conn, ws_error(400, "a message must be a JSON object"))
         return
     if "ping" in message:
         hub.send(conn, pong(message["ping"]))
     elif "Key" in message:
         codes = parse_codes(message["Key"])
         if codes is None:
-            hub.send(conn, ws_error(400, "Key must be a string of comma-separated codes"))
+            hub.refuse(conn, ws_error(400, "Key must be a string of comma-separated codes"))
         else:
             await hub.subscribe(conn, codes)
     elif "UnKey" in message:
         codes = parse_codes(message["UnKey"])
         if codes is None:
-            hub.send(conn, ws_error(400, "UnKey must be a string of comma-separated codes"))
+            hub.refuse(conn, ws_error(400, "UnKey must be a string of comma-separated codes"))
         else:
             hub.unsubscribe(conn, codes)
     else:
-        hub.send(conn, ws_error(400, "unknown message: expected ping, Key or UnKey"))
+        hub.refuse(conn, ws_error(400, "unknown message: expected ping, Key or UnKey"))
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """`/ws`: the handshake (the guards have let it through), then the connection's life."""
+    """`/ws` (and an upgrade on `/`): the handshake (the guards have let it through), then
+    the connection's life. `?errors=1` opts in to error replies."""
     gateway = request.app[GATEWAY]
     settings = gateway.config.websocket
     ws = web.WebSocketResponse(autoping=False, compress=False,
@@ -354,7 +373,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     assert transport is not None
     _bound_kernel_buffer(transport, settings.max_pending_bytes)
     conn = Connection(ws, transport, client_ip(request), time.monotonic(),  # type: ignore[arg-type]
-                      budget=MessageBudget(settings.messages_per_second))
+                      budget=MessageBudget(settings.messages_per_second),
+                      errors=request.query.get("errors") == "1")
     hub = gateway.hub
     hub.add(conn)
     try:

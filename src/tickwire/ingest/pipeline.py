@@ -33,19 +33,25 @@ class Ingest:
         self.writer = writer
         self.updates_in = 0
         self.unknown = 0
-        self._empty_store = store.is_empty()
+        self._missing = {code: frozenset(INTERVALS) for code in market.products}
+        """Intervals of each product of which the store has no bar (see `restore`)."""
 
     def restore(self) -> None:
-        """Resume the market from the store: recent bars per interval and the day's stats."""
+        """Resume the market from the store: recent bars per interval and the day's stats;
+        note what the store lacks (`missing_history`)."""
         if self.store.is_empty():
             return
         began = time.monotonic()
         market, store = self.market, self.store
         for code in market.products:
+            missing = set()
             for interval in INTERVALS:
                 rows = store.read_bars(code, interval, WINDOW[interval], None)
+                if not rows:
+                    missing.add(interval)
                 rows.reverse()
                 market.restore(code, interval, rows)
+            self._missing[code] = frozenset(missing)
         for code, stats in store.load_stats().items():
             if code in market.products:
                 market.restore_stats(code, stats)
@@ -86,11 +92,13 @@ class Ingest:
             if body is not None:
                 self.engine.publish([(last.code, body)])
 
-    def load_history(self, code: str, bars: dict[str, list[BarRow]], stats: DayStats) -> None:
+    def load_history(self, code: str, bars: dict[str, list[BarRow]],
+                     stats: DayStats | None) -> None:
         self.market.load_history(code, bars, stats)
+        self._missing[code] = self._missing.get(code, frozenset()) - set(bars)
 
-    def needs_history(self) -> bool:
-        return self._empty_store
+    def missing_history(self, code: str) -> frozenset[str]:
+        return self._missing.get(code, frozenset())
 
     def resume(self, code: str) -> tuple[float, float] | None:
         pm = self.market.products.get(code)
@@ -122,3 +130,6 @@ class FeedSink:
     def advance(self, now_ms: int) -> None:
         self.clock = now_ms
         self._ingest.market.advance(now_ms, self.codes)
+
+    def skip_to(self, now_ms: int) -> None:
+        self._ingest.market.skip_to(now_ms, self.codes)

@@ -189,6 +189,22 @@ class BarBuilder:
     def _volume(self) -> float:
         return self._v if self._units is None else self._units / self._scale
 
+    def skip_to(self, now_ms: int) -> None:
+        """Nothing was seen from the end of the current bar to `now_ms` (the server was
+        down): close the current bar if it has ended, and leave the time up to the bar of
+        `now_ms` as a gap, without flat bars."""
+        if self._start is None and self.last_close is None:
+            return  # nothing seen yet: no bar to close
+        floor = self.interval.floor(now_ms)
+        if self._end > floor:
+            return  # the current bar goes on: no gap to leave
+        if self._start is not None:
+            bar = self.forming()
+            assert bar is not None
+            self.closed.append(bar)
+            self.last_close = bar[CLOSE]
+        self._start, self._end, self._has_data = None, floor, False
+
     def advance(self, now_ms: int) -> None:
         """Close every bar that has ended by `now_ms`, even if nothing arrived."""
         if self._start is None and self.last_close is None:

@@ -110,16 +110,30 @@ class Market:
         self.products[code].quote.restore(stats)
         self.products[code].body = None
 
-    def load_history(self, code: str, bars: dict[str, list[BarRow]], stats: DayStats) -> None:
-        """Take a history made elsewhere (a feed's fill of an empty store) as if it had been
-        built here: each interval's bars, oldest first, kept as finished but the newest,
-        which goes on forming, and the quote's day statistics. `take_changes` hands them
-        all out to be stored."""
+    def load_history(self, code: str, bars: dict[str, list[BarRow]],
+                     stats: DayStats | None) -> None:
+        """Take a history made elsewhere (a feed's fill of what the store lacks) as if it had
+        been built here: each given interval's bars, oldest first, kept as finished but the
+        newest, which goes on forming, and the quote's day statistics when given.
+        `take_changes` hands them all out to be stored."""
         for interval, rows in bars.items():
             self.restore(code, interval, rows)
             self._closed.extend((code, interval, row) for row in rows[:-1])
-        self.restore_stats(code, stats)
+        if stats is not None:
+            self.restore_stats(code, stats)
         self._touched.add(code)
+
+    def skip_to(self, now_ms: int, codes: Iterable[str]) -> None:
+        """Leave the time since the newest bars of `codes` up to `now_ms` as a gap (see
+        `BarBuilder.skip_to`): what a restart does, so the time the server was down gets no
+        invented flat bars."""
+        for code in codes:
+            pm = self.products[code]
+            for builder in pm._builders:
+                builder.skip_to(now_ms)
+                if builder.closed:
+                    self._collect(pm, builder)
+                    self._touched.add(code)
 
     def take_changes(self) -> tuple[list[StoredBar], list[StoredBar], list[tuple[str, DayStats]]]:
         """What changed since the last call: finished bars, forming bars, day statistics."""
