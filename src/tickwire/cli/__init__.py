@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import sys
+from importlib import metadata
+from typing import Annotated
 
 import typer
 
@@ -23,8 +25,33 @@ for _command in (quote, kline, categories, symbols, watch, record):
 app.add_typer(allow_app, name="allow")
 
 
+def version() -> str:
+    """The installed package's version (the source tree's when it is not installed)."""
+    try:
+        return metadata.version("tickwire")
+    except metadata.PackageNotFoundError:
+        from tickwire import __version__
+
+        return __version__
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"tickwire {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit.")] = False,
+) -> None:
+    """tickwire: a self-hosted real-time market-data server and client."""
+
+
 def main() -> None:
     sys.exit(app())
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "version"]
