@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tickwire import config_reference
+from tickwire import config_reference, toml_text
 from tickwire.config import Config, env_var
 
 ROOT = Path(__file__).parents[1]
@@ -38,7 +38,7 @@ def test_every_key_default_and_variable_is_in_it() -> None:
             row = next(line for line in text.splitlines()
                        if line.startswith(f"| `{field.name}` |")
                        and f"`{env_var(section, field.name)}`" in line)
-            assert f"| `{config_reference.toml_text.value(default)}` |" in row
+            assert f"| `{toml_text.value(default)}` |" in row
     assert "## `[[feeds]]`" in text and '### `kind = "sim"`' in text
     assert "## `[[products]]`" in text and "| `code` | string | required |" in text
 
