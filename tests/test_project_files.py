@@ -10,7 +10,9 @@ ROOT = Path(__file__).parents[1]
 
 
 def pyproject() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    project: dict[str, Any] = tomllib.loads(
+        (ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return project
 
 
 def test_the_licence_is_mit_and_the_metadata_says_so() -> None:
