@@ -20,3 +20,18 @@ def test_the_licence_is_mit_and_the_metadata_says_so() -> None:
     assert text.startswith("MIT License\n") and "the tickwire authors" in text
     assert pyproject()["license"] == "MIT"
     assert pyproject()["license-files"] == ["LICENSE"]
+
+
+def test_the_changelog_has_unreleased_and_the_current_version() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Unreleased"
+    assert any(h.startswith(f"## {pyproject()['version']} - ") for h in headings)
+
+
+def test_the_readme_points_at_what_a_user_looks_for() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for target in ("examples/", "docs/configuration.md", "deploy/", "CHANGELOG.md",
+                   "LICENSE"):
+        assert f"]({target})" in readme
+        assert (ROOT / target).exists()
