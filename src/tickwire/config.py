@@ -25,14 +25,22 @@ class ConfigError(ValueError):
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Where the server listens, where it keeps its data, how it answers and logs."""
+
     host: str = "127.0.0.1"
+    """The address to listen on (`0.0.0.0` for every IPv4 interface)."""
     port: int = 1008
+    """The port of the HTTP paths and the WebSocket (the vendor's; below 1024 needs root)."""
     extra_ports: list[int] = []
     """More ports serving the same paths (the vendor's clients also use `ws://HOST/ws`)."""
     data_dir: str = "./tickwire-data"
+    """The folder of the store (K-line history, the allow-list), made on first start."""
     timezone: str = "Asia/Shanghai"
+    """The service time zone: quote times, day bars and trading hours are in it."""
     gzip: bool = False
+    """Compress HTTP answers for clients that accept gzip."""
     kline_order: Literal["newest_first", "oldest_first"] = "newest_first"
+    """The order of the bars `redis.php` answers with."""
     catalogue: str = ""
     """Another catalogue file to use instead of the shipped one."""
     http_idle_timeout: float = 15
@@ -41,25 +49,39 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     log_format: Literal["auto", "json", "text"] = "auto"
     """auto: text on a terminal, JSON lines otherwise."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe log lines written."""
 
 
 class AccessConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Who may connect, and the admin API."""
+
     allow: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.0/8", "::1"])
+    """Addresses and CIDR ranges admitted; anyone else gets a 403 (more can be added at run
+    time with the admin API or `tickwire allow`)."""
     admin_token: str = ""
+    """The bearer token of the admin API; the admin API is off while it is empty."""
     trusted_proxies: list[str] = []
+    """Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges)."""
     ws_connections_per_ip: int = 6
+    """WebSockets one client address may hold; the next handshake gets a 429."""
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Requests per second per client IP."""
 
     quote_per_code: int = 3
+    """`getQuote.php` requests per second for each code."""
     kline_per_code: int = 5
+    """`redis.php` requests per second for each code."""
     category: int = 2
+    """`getCategory.php` requests per second."""
     symbols: int = 2
+    """`getSymbolList.php` requests per second."""
 
 
 class WebSocketConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """What one WebSocket connection may do, and when it is closed."""
+
     max_codes: int = 500
     """Codes one connection may hold."""
     max_message_bytes: int = 65536
@@ -79,9 +101,10 @@ class WebSocketConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SimFeedConfig(msgspec.Struct, tag="sim", tag_field="kind", forbid_unknown_fields=True):
-    """`kind = "sim"`: simulated markets."""
+    """Simulated markets: a random walk for each product it drives, the same for a seed."""
 
     seed: int = 1
+    """The random seed: the same seed and the same event times give the same updates."""
     rate: float = 5.0
     """Updates per product per second."""
     history: bool = True
@@ -96,18 +119,26 @@ config class here and a module in `tickwire.feeds`)."""
 
 
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """How the ingest and the gateway meet."""
+
     kind: Literal["memory"] = "memory"
     """What the ingest and the gateway share: "memory" (one process, SQLite for history)."""
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
+    """The whole configuration: one table per section, `[[feeds]]` and `[[products]]`."""
+
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     access: AccessConfig = msgspec.field(default_factory=AccessConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     websocket: WebSocketConfig = msgspec.field(default_factory=WebSocketConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
     feeds: list[FeedConfig] = msgspec.field(default_factory=lambda: [SimFeedConfig()])
+    """The feeds, one `[[feeds]]` table each, told apart by `kind`; each product is driven by
+    one feed."""
     products: list[Product] = []
+    """Products added to the catalogue, one `[[products]]` table each, with the keys of the
+    catalogue's products (a code the catalogue has replaces its product)."""
 
     @property
     def data_path(self) -> Path:
@@ -119,7 +150,11 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
         return self.data_path / "tickwire.sqlite3"
 
 
-_SECTIONS = ("server", "access", "limits", "websocket", "engine")
+CONFIG_ENV = "TICKWIRE_CONFIG"
+"""The environment variable naming the config file when no file is given."""
+ENV_SECTIONS = ("server", "access", "limits", "websocket", "engine")
+"""The sections whose keys `TICKWIRE_<SECTION>_<KEY>` environment variables set."""
+_ENV_PREFIX = "TICKWIRE_"
 _PATH = re.compile(r"`\$\.?(.*)`")
 
 
@@ -131,12 +166,17 @@ def _env_value(text: str) -> Any:
         return text
 
 
+def env_var(section: str, key: str) -> str | None:
+    """The environment variable that sets `section.key` (None where none does)."""
+    return f"{_ENV_PREFIX}{section}_{key}".upper() if section in ENV_SECTIONS else None
+
+
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, text in environ.items():
-        if not name.startswith("TICKWIRE_") or name == "TICKWIRE_CONFIG":
+        if not name.startswith(_ENV_PREFIX) or name == CONFIG_ENV:
             continue
-        rest = name[len("TICKWIRE_"):].lower()
-        section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
+        rest = name[len(_ENV_PREFIX):].lower()
+        section = next((s for s in ENV_SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
             continue
         key = rest[len(section) + 1:]
@@ -221,8 +261,8 @@ def load_config(
     """Read `path` (or nothing), then environment variables, then `overrides` like
     `{"server.port": 8080}`; validate everything."""
     environ = os.environ if environ is None else environ
-    if path is None and environ.get("TICKWIRE_CONFIG"):
-        path = Path(environ["TICKWIRE_CONFIG"])
+    if path is None and environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
     raw: dict[str, Any] = {}
     if path is not None:
         try:

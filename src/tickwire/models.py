@@ -26,20 +26,37 @@ class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One tradable product of the catalogue."""
 
     code: str
+    """The product code clients ask for: letters, digits, `_ . -`, at most 32 characters."""
     name: str
+    """The name the symbol list shows."""
     category: str
+    """The id of its category (`"1"` forex ... `"7"` international index futures)."""
     precision: int
+    """Decimals of its prices (0..10)."""
     depth: int = 0
+    """Book levels a side (0..10; 0: no book)."""
     volume: bool = True
+    """Whether it reports a traded volume (forex does not)."""
     trades: bool = True
+    """Whether its quote carries recent trades."""
     hours: str = "24/7"
+    """When it trades: `"24/7"`, `"24/5"` or sessions in the service time zone such as
+    `"mon-fri 09:15-11:30,13:00-15:00"` (a session ending before it starts ends the next
+    day)."""
     info: list[str] = []
+    """Which `Info` keys its quote carries (`TotalAmount`, `LimitUp`, `LimitDown`,
+    `TurnoverRate`, `QRR`, `MarketCAP`, `MarketCIR`)."""
     # simulator parameters
     price: float = 100.0
+    """The simulator's starting price (greater than 0)."""
     volatility: float = 0.01
+    """The simulator's daily volatility, a fraction of the price (0 up to 1)."""
     lot: float = 1.0
+    """The simulator's typical trade size."""
     volume_precision: int = 2
+    """Decimals of its volumes and trade sizes (0..10)."""
     limit_pct: float = 0.0
+    """A daily price limit around the last close, a fraction of it (0: none)."""
 
 
 class Update(msgspec.Struct, array_like=True):

@@ -29,8 +29,8 @@ def test_the_console_script_and_python_m_reach_main() -> None:
 def test_every_command_is_there() -> None:
     result = CliRunner().invoke(tickwire.cli.app, ["--help"], env={"COLUMNS": "80"})
     assert result.exit_code == 0
-    for command in ("serve", "quote", "kline", "categories", "symbols", "watch", "record",
-                    "allow"):
+    for command in ("serve", "config", "quote", "kline", "categories", "symbols", "watch",
+                    "record", "allow"):
         assert f" {command} " in result.output
 
 
