@@ -15,14 +15,15 @@ from __future__ import annotations
 import ast
 import inspect
 import itertools
+import json
 import sys
 import textwrap
 import typing
 from typing import Any, Literal
 
 import msgspec
+import tomli_w
 
-from tickwire import toml_text
 from tickwire.config import CONFIG_ENV, Config, env_var
 
 _TYPE_NAMES = {str: ("string", "strings"), int: ("integer", "integers"),
@@ -45,6 +46,12 @@ server with exit status 2 and one line naming it. `tickwire config`, with the op
 `serve`, prints the configuration that results, checked the same way.
 """
 
+
+
+def _toml_value(item: Any) -> str:
+    """One value on one line as TOML reads it (`"sim"`, `["127.0.0.0/8", "::1"]`, `true`):
+    the JSON form of the strings, numbers, booleans and lists that defaults are."""
+    return json.dumps(item, ensure_ascii=False)
 
 def reference() -> str:
     """The whole reference, as Markdown."""
@@ -96,7 +103,7 @@ def type_name(hint: Any, plural: bool = False) -> str:
     """How the reference names a key's type: `integer`, `list of strings`, `one of ...`."""
     origin = typing.get_origin(hint)
     if origin is Literal:
-        return "one of " + ", ".join(f"`{toml_text.value(v)}`" for v in typing.get_args(hint))
+        return "one of " + ", ".join(f"`{_toml_value(v)}`" for v in typing.get_args(hint))
     if origin is list:
         return "list of " + type_name(typing.get_args(hint)[0], plural=True)
     if hint not in _TYPE_NAMES:
@@ -107,7 +114,7 @@ def type_name(hint: Any, plural: bool = False) -> str:
 def _default(field: msgspec.structs.FieldInfo) -> str:
     if field.required:
         return "required"
-    return f"`{toml_text.value(msgspec.to_builtins(_default_of(field)))}`"
+    return f"`{_toml_value(msgspec.to_builtins(_default_of(field)))}`"
 
 
 def _default_of(field: msgspec.structs.FieldInfo) -> Any:
@@ -141,8 +148,9 @@ def _array_section(field: msgspec.structs.FieldInfo, docs: dict[str, str]) -> st
              ""]
     default = msgspec.to_builtins(_default_of(field))
     if default:
+        tables = [f"[[{name}]]\n{tomli_w.dumps(table)}" for table in default]
         lines += [f"With no `[[{name}]]` table there is this one:", "", "```toml",
-                  toml_text.document({name: default}).rstrip("\n"), "```", ""]
+                  "\n".join(tables).rstrip("\n"), "```", ""]
     else:
         lines += ["None by default.", ""]
     item = typing.get_args(field.type)[0]
@@ -150,7 +158,7 @@ def _array_section(field: msgspec.structs.FieldInfo, docs: dict[str, str]) -> st
     for kind in kinds:
         tag = kind.__struct_config__.tag
         if tag is not None:
-            lines += [f"### `{kind.__struct_config__.tag_field} = {toml_text.value(tag)}`",
+            lines += [f"### `{kind.__struct_config__.tag_field} = {_toml_value(tag)}`",
                       "", _section_doc(kind), ""]
         lines += [*key_rows(kind, f"{name}[]"), ""]
     return "\n".join(lines)

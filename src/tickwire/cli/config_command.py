@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+import tomli_w
 import typer
 
-from tickwire import toml_text
 from tickwire.catalogue import CatalogueError
 from tickwire.cli.running import fail
 from tickwire.config import Config, ConfigError, load_config
@@ -56,7 +56,7 @@ def show_config(
     if as_json:
         typer.echo(msgspec.json.format(msgspec.json.encode(data), indent=2).decode())
     else:
-        typer.echo(toml_text.document(data), nl=False)
+        typer.echo(tomli_w.dumps(data), nl=False)
 
 
 def printable(settings: Config) -> dict[str, Any]:
