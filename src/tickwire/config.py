@@ -16,6 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+import tomli_w
 
 from tickwire.models import Product
 
@@ -284,3 +285,15 @@ def load_config(
         raise ConfigError(f"{key}: {message}") from None
     _validate(config)
     return config
+
+
+def toml_document(data: dict[str, Any]) -> str:
+    """Plain configuration data (`msgspec.to_builtins` of a `Config`, or part of one) as a
+    TOML file is written: the sections, then a `[[feeds]]` or `[[products]]` table each."""
+    sections = {name: value for name, value in data.items() if isinstance(value, dict)}
+    text = tomli_w.dumps(sections)
+    for name, value in data.items():
+        if isinstance(value, list):
+            text += "".join(f"\n[[{name}]]\n{tomli_w.dumps(table)}" for table in value)
+    return text
+

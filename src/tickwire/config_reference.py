@@ -22,9 +22,8 @@ import typing
 from typing import Any, Literal
 
 import msgspec
-import tomli_w
 
-from tickwire.config import CONFIG_ENV, Config, env_var
+from tickwire.config import CONFIG_ENV, Config, env_var, toml_document
 
 _TYPE_NAMES = {str: ("string", "strings"), int: ("integer", "integers"),
                float: ("number", "numbers"), bool: ("boolean", "booleans")}
@@ -148,9 +147,8 @@ def _array_section(field: msgspec.structs.FieldInfo, docs: dict[str, str]) -> st
              ""]
     default = msgspec.to_builtins(_default_of(field))
     if default:
-        tables = [f"[[{name}]]\n{tomli_w.dumps(table)}" for table in default]
         lines += [f"With no `[[{name}]]` table there is this one:", "", "```toml",
-                  "\n".join(tables).rstrip("\n"), "```", ""]
+                  toml_document({name: default}).strip("\n"), "```", ""]
     else:
         lines += ["None by default.", ""]
     item = typing.get_args(field.type)[0]

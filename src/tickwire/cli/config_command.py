@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-import tomli_w
 import typer
 
 from tickwire.catalogue import CatalogueError
 from tickwire.cli.running import fail
-from tickwire.config import Config, ConfigError, load_config
+from tickwire.config import Config, ConfigError, load_config, toml_document
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file")]
@@ -56,7 +55,7 @@ def show_config(
     if as_json:
         typer.echo(msgspec.json.format(msgspec.json.encode(data), indent=2).decode())
     else:
-        typer.echo(tomli_w.dumps(data), nl=False)
+        typer.echo(toml_document(data), nl=False)
 
 
 def printable(settings: Config) -> dict[str, Any]:
