@@ -289,6 +289,18 @@ def test_watch_through_a_pipe_prints_a_line_per_update(cli_server: Server) -> No
     assert bodies and all(b["StockCode"] == "xrpusdt" and b["Price"] > 0 for b in bodies)
 
 
+def test_watch_ends_quietly_when_its_reader_goes(cli_server: Server) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    with subprocess.Popen([sys.executable, "-m", "tickwire", "watch", "btcusdt", "--server",
+                           cli_server.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert " btcusdt " in proc.stdout.readline().decode()
+        proc.stdout.close()  # as `| head -1` does
+        assert proc.wait(30) == 0
+        assert proc.stderr.read() == b""
+
+
 def test_an_unknown_code_stops_watch_and_record(cli_server: Server, tmp_path: Path) -> None:
     for args in (["watch", "nosuch"], ["watch", "btcusdt", "nosuch", "--duration", "5"],
                  ["record", "nosuch", "-o", str(tmp_path / "x.jsonl")]):
