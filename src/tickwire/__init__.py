@@ -31,6 +31,7 @@ from tickwire.errors import (
     RateLimited,
     ServerError,
     TickwireError,
+    UnknownCode,
 )
 
 __version__ = "0.1.0"
@@ -60,5 +61,6 @@ __all__ = [
     "SyncSubscription",
     "TickwireError",
     "Trade",
+    "UnknownCode",
     "__version__",
 ]

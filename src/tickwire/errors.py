@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+SHOWN_CODES = 10
+"""Unknown codes an `UnknownCode` message names one by one; the rest are counted."""
+
 
 class TickwireError(Exception):
     """Anything tickwire reports. `status` is the protocol's `code` where there is one."""
@@ -27,6 +33,30 @@ class NotFound(TickwireError):
     status = 404
 
 
+class UnknownCode(NotFound):
+    """Product codes the server does not know, in `codes` (in the order asked).
+
+    `quotes()` raises it when any code asked for is unknown, with the quotes it did get in
+    `found`; a stream raises it from its next read once the server refuses a code.
+    """
+
+    def __init__(self, codes: Sequence[str], msg: str = "",
+                 found: Sequence[Any] = ()) -> None:
+        self.codes = tuple(codes)
+        self.found = list(found)
+        """The quotes of the codes that are known (`quotes()`), in the order asked."""
+        super().__init__(msg or unknown_codes_text(self.codes))
+
+
+def unknown_codes_text(codes: Sequence[str]) -> str:
+    """`unknown code: x`, `unknown codes: x, y` (the first few, then how many more)."""
+    shown = ", ".join(codes[:SHOWN_CODES])
+    more = len(codes) - SHOWN_CODES
+    if more > 0:
+        shown += f" and {more} more"
+    return f"unknown code{'s' if len(codes) > 1 else ''}: {shown}"
+
+
 class RateLimited(TickwireError):
     status = 429
 
@@ -40,7 +70,7 @@ class ServerError(TickwireError):
 
 
 class ConnectionLost(TickwireError):
-    """The connection to the server dropped."""
+    """The server cannot be reached, did not answer in time, or the connection dropped."""
 
 
 _BY_STATUS: dict[int, type[TickwireError]] = {

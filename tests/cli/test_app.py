@@ -34,6 +34,29 @@ def test_every_command_is_there() -> None:
         assert f" {command} " in result.output
 
 
+COMMANDS = (["serve"], ["quote"], ["kline"], ["categories"], ["symbols"], ["watch"],
+            ["record"], ["allow", "list"], ["allow", "add"], ["allow", "remove"])
+
+
+def test_every_command_has_help_with_an_example_that_fits_80_columns() -> None:
+    for command in COMMANDS:
+        result = CliRunner().invoke(tickwire.cli.app, [*command, "--help"],
+                                    env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        examples = [line.strip() for line in result.output.splitlines()
+                    if line.strip().startswith("Example: ")]
+        assert examples, command
+        assert examples[0].startswith(f"Example: tickwire {' '.join(command)}")
+        assert max(map(len, result.output.splitlines())) <= 80
+
+
+def test_client_commands_state_their_timeout() -> None:
+    for command in ("quote", "kline", "categories", "symbols", "watch", "record"):
+        result = CliRunner().invoke(tickwire.cli.app, [command, "--help"],
+                                    env={"COLUMNS": "80"})
+        assert "--timeout" in result.output and "[default: 5.0]" in result.output, command
+
+
 def test_the_client_commands_do_not_load_the_server() -> None:
     code = "import sys, json, tickwire.cli; print(json.dumps(sorted(sys.modules)))"
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True,

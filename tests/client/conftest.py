@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import sqlite3
 import time
 import urllib.request
@@ -101,6 +102,15 @@ def fresh_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         if srv.proc.poll() is None:
             srv.proc.send_signal(signal.SIGCONT)
             srv.stop()
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """The URL of a socket that accepts connections (into its backlog) and never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
 
 
 class Events(list[Event]):

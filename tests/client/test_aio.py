@@ -8,12 +8,10 @@ import json
 import time
 import urllib.request
 
-import pytest
-
-from tests.client.conftest import DEEP_BARS, SMALL_CODES
+from tests.client.conftest import DEEP_BARS
 from tests.e2e.server import Server
-from tickwire import AsyncClient, Bars, Category, NotFound, Quote, Symbol
-from tickwire.client.aio import ws_url_for
+from tickwire import AsyncClient, Bars, Category, Quote, Symbol
+from tickwire.client.urls import ws_url_for
 
 MINUTE = 60_000
 
@@ -30,6 +28,8 @@ def test_default_urls_and_ws_url_derivation() -> None:
     assert ws_url_for("https://md.example/api/") == "wss://md.example/api/ws"
     vendor = AsyncClient("http://198.51.100.7:1008", "ws://198.51.100.7/ws")
     assert vendor.ws_url == "ws://198.51.100.7/ws"
+    bare = AsyncClient("198.51.100.7:1008/", "198.51.100.7/ws")
+    assert (bare.http_url, bare.ws_url) == ("http://198.51.100.7:1008", "ws://198.51.100.7/ws")
 
 
 async def test_quote(live: Server) -> None:
@@ -40,21 +40,13 @@ async def test_quote(live: Server) -> None:
     assert q.raw["StockCode"] == "btcusdt" and next(iter(q.raw)) == "StockCode"
 
 
-async def test_quotes_in_order_unknown_left_out(live: Server) -> None:
+async def test_quotes_in_order(live: Server) -> None:
     async with AsyncClient(live.url) as client:
-        found = await client.quotes(["hf_GC", "nope", "btcusdt", "fx_seurusd"])
+        found = await client.quotes(["hf_GC", "btcusdt", "fx_seurusd"])
         assert [q.code for q in found] == ["hf_GC", "btcusdt", "fx_seurusd"]
-        assert [q.code for q in await client.quotes(["ethusdt"])] == ["ethusdt"]
+        assert [q.code for q in await client.quotes("ethusdt, xrpusdt")] == ["ethusdt",
+                                                                           "xrpusdt"]
         assert await client.quotes([]) == []
-        with pytest.raises(NotFound):
-            await client.quotes(["nope", "nada"])
-
-
-async def test_more_than_fifty_codes_are_split(live: Server) -> None:
-    unknown = [f"zz{i}" for i in range(60)]
-    async with AsyncClient(live.url) as client:
-        found = await client.quotes([*SMALL_CODES, *unknown, "btcusdt"])
-    assert [q.code for q in found] == list(SMALL_CODES)
 
 
 async def test_klines_oldest_first_and_like_the_server(live: Server) -> None:

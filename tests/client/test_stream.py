@@ -16,7 +16,7 @@ import pytest
 from tests.client.conftest import Events
 from tests.e2e.conftest import small_config
 from tests.e2e.server import Server, free_port, start_server
-from tickwire import AsyncClient, Backoff, Quote, Stream
+from tickwire import AsyncClient, Backoff, Quote, Stream, UnknownCode
 
 
 async def codes_seen(stream: Stream, seconds: float) -> dict[str, int]:
@@ -131,6 +131,8 @@ async def test_server_error_messages_become_events(live: Server) -> None:
     events = Events()
     async with AsyncClient(live.url, on_event=events) as client, \
             client.stream(["nope", "btcusdt"]) as s:
+        with pytest.raises(UnknownCode):
+            await until_codes(s, {"btcusdt"})
         await until_codes(s, {"btcusdt"})
         event = await events.wait_for("server_error")
     assert event.status == 404 and event.message.endswith("unknown code: nope")

@@ -12,7 +12,7 @@ SURFACE = [
     "AsyncClient", "Backoff", "BadRequest", "Bar", "Bars", "Category", "Client",
     "ConnectionLost", "Event", "Level", "Limits", "NotAuthorized", "NotFound", "Quote",
     "RateLimited", "ServerError", "Stream", "Subscription", "Symbol", "SymbolPage",
-    "SyncStream", "SyncSubscription", "TickwireError", "Trade", "__version__",
+    "SyncStream", "SyncSubscription", "TickwireError", "Trade", "UnknownCode", "__version__",
 ]
 
 
@@ -24,9 +24,11 @@ def test_all_is_pinned() -> None:
 
 def test_exception_tree() -> None:
     for name, status in [("NotAuthorized", 403), ("RateLimited", 429), ("NotFound", 404),
-                         ("BadRequest", 400), ("ServerError", 500), ("ConnectionLost", 0)]:
+                         ("BadRequest", 400), ("ServerError", 500), ("ConnectionLost", 0),
+                         ("UnknownCode", 404)]:
         cls = getattr(tickwire, name)
         assert issubclass(cls, tickwire.TickwireError) and cls.status == status
+    assert issubclass(tickwire.UnknownCode, tickwire.NotFound)
 
 
 def test_importing_the_sdk_loads_no_server_store_or_redis() -> None:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
+import pty
+import re
+import select
+import socket
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +41,52 @@ def tickwire(*args: str, server: Server | None = None, timeout: float = 60,
     extra = ["--server", server.url] if server else []
     return subprocess.run([sys.executable, "-m", "tickwire", *args, *extra], env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+CURSOR_UP = re.compile(r"\x1b\[[0-9]*A")
+ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def in_terminal(*args: str, columns: int = 80, timeout: float = 60) -> tuple[int, str]:
+    """Run the command on a pseudo-terminal `columns` wide: its exit status and what it
+    showed, escape codes taken out (a move up, to draw again, as a new line)."""
+    main_fd, term_fd = pty.openpty()
+    fcntl.ioctl(term_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TICKWIRE_") and k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "tickwire", *args], stdin=term_fd,
+                            stdout=term_fd, stderr=term_fd, env={**env, "TERM": "xterm"})
+    os.close(term_fd)
+    shown = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([main_fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(main_fd, 65536)
+                except OSError:  # the terminal's other end closed
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            elif proc.poll() is not None:
+                break
+        status = proc.wait(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main_fd)
+    text = CURSOR_UP.sub("\n", shown.decode(errors="replace"))
+    return status, ESCAPES.sub("", text).replace("\r", "")
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A socket that accepts connections (into its backlog) and never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        yield f"127.0.0.1:{silent.getsockname()[1]}"
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -75,12 +129,14 @@ def test_tables_fit_80_columns_and_come_whole_down_a_pipe(cli_server: Server) ->
         "Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low", "Volume", "Time"]
 
 
-def test_quote_json_and_a_missing_code(cli_server: Server) -> None:
+def test_quote_json_and_an_unknown_code(cli_server: Server) -> None:
     result = tickwire("quote", "hf_GC", "nope", "--json", server=cli_server)
-    assert result.returncode == 0
     bodies = json.loads(result.stdout)
     assert [b["StockCode"] for b in bodies] == ["hf_GC"]
-    assert result.stderr.strip() == "tickwire: no quote for nope"
+    assert one_error_line(result) == "tickwire: error: unknown code: nope"
+    table = tickwire("quote", "btcusdt", "nope", "nada", server=cli_server)
+    assert [r[0] for r in table_rows(table.stdout)] == ["btcusdt"]
+    assert one_error_line(table) == "tickwire: error: unknown codes: nope, nada"
 
 
 def test_quote_of_an_unknown_code_is_one_error_line(cli_server: Server) -> None:
@@ -88,12 +144,37 @@ def test_quote_of_an_unknown_code_is_one_error_line(cli_server: Server) -> None:
     assert line == "tickwire: error: unknown code: nope"
 
 
-def test_no_server_is_one_error_line() -> None:
-    result = tickwire("categories", "--server", f"http://127.0.0.1:{free_port()}")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("tickwire: error: cannot reach") and "refused" in last
-    assert all(line.startswith("tickwire: ") for line in result.stderr.strip().splitlines())
+def test_no_server_is_one_error_line_naming_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (["categories"], ["quote", "btcusdt"]):
+        line = one_error_line(tickwire(*args, "--server", url))
+        assert line.startswith(f"tickwire: error: cannot reach {url}/") and \
+            line.endswith(": connection refused")
+    for args in (["watch", "btcusdt"], ["record", "btcusdt", "-o", "x.jsonl"]):
+        line = one_error_line(tickwire(*args, "--server", url))
+        assert line == (f"tickwire: error: cannot reach {url.replace('http', 'ws')}/ws: "
+                        "cannot connect: connection refused")
+
+
+def test_a_server_that_never_answers_fails_within_the_timeout(silent_url: str,
+                                                                tmp_path: Path) -> None:
+    for args, url in ((["quote", "btcusdt"], f"http://{silent_url}/getQuote.php"),
+                      (["kline", "btcusdt"], f"http://{silent_url}/redis.php"),
+                      (["watch", "btcusdt"], f"ws://{silent_url}/ws"),
+                      (["record", "btcusdt", "-o", str(tmp_path / "x.jsonl")],
+                       f"ws://{silent_url}/ws")):
+        result = tickwire(*args, "--server", silent_url, "--timeout", "1", timeout=30)
+        line = one_error_line(result)
+        assert line == f"tickwire: error: cannot reach {url}: no answer within 1 s"
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_the_server_url_may_leave_out_http(cli_server: Server) -> None:
+    bare = cli_server.url.removeprefix("http://")
+    result = tickwire("quote", "btcusdt", "--server", bare)
+    assert result.returncode == 0 and table_rows(result.stdout)[0][0] == "btcusdt"
+    line = one_error_line(tickwire("quote", "btcusdt", "--server", "ftp://" + bare), 2)
+    assert line == f"tickwire: not an http:// or https:// URL: 'ftp://{bare}'"
 
 
 def test_kline_table(cli_server: Server) -> None:
@@ -180,20 +261,52 @@ def test_symbols_page_and_all(cli_server: Server) -> None:
     assert line == "tickwire: error: unknown category: 99"
 
 
-def test_watch_shows_a_live_table(cli_server: Server) -> None:
-    result = tickwire("watch", "btcusdt", "hf_GC", "--duration", "1.5", server=cli_server)
-    assert result.returncode == 0, result.stderr
-    rows = table_rows(result.stdout)
-    assert [r[0] for r in rows] == ["btcusdt", "hf_GC"]
-    assert all(float(r[1]) > 0 for r in rows)
-    status = result.stdout.strip().splitlines()[-1]
-    assert status.startswith("connected") and "updates" in status
+def test_watch_on_an_80_column_terminal_shows_a_live_table(cli_server: Server) -> None:
+    status, shown = in_terminal("watch", "btcusdt", "ethusdt", "--duration", "1.5",
+                                "--server", cli_server.url)
+    assert status == 0, shown
+    lines = shown.splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in shown
+    rows = table_rows(shown)
+    assert {r[0] for r in rows} == {"btcusdt", "ethusdt"}
+    assert all(float(r[1]) > 0 for r in rows if r[1] != "-")
+    assert any(r[0] == "btcusdt" and r[1] != "-" for r in rows)
+    assert lines[-1].startswith("connected") and "updates" in lines[-1]
 
 
-def test_watch_reports_what_it_cannot_do(cli_server: Server) -> None:
-    result = tickwire("watch", "nope", "--duration", "1", server=cli_server)
-    assert result.returncode == 0
-    assert "unknown code: nope" in result.stdout and "waiting" in result.stdout
+def test_watch_through_a_pipe_prints_a_line_per_update(cli_server: Server) -> None:
+    result = tickwire("watch", "btcusdt", "ethusdt", "--duration", "1.5", server=cli_server)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) >= 3
+    for line in lines:
+        day, clock, code, price, change, percent = line.split()
+        assert len(f"{day} {clock}") == 19 and code in ("btcusdt", "ethusdt")
+        assert float(price) > 0 and float(change) == float(change)
+        assert percent.endswith("%")
+    as_json = tickwire("watch", "xrpusdt", "--json", "--duration", "1", server=cli_server)
+    bodies = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert bodies and all(b["StockCode"] == "xrpusdt" and b["Price"] > 0 for b in bodies)
+
+
+def test_watch_ends_quietly_when_its_reader_goes(cli_server: Server) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    with subprocess.Popen([sys.executable, "-m", "tickwire", "watch", "btcusdt", "--server",
+                           cli_server.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert " btcusdt " in proc.stdout.readline().decode()
+        proc.stdout.close()  # as `| head -1` does
+        assert proc.wait(30) == 0
+        assert proc.stderr.read() == b""
+
+
+def test_an_unknown_code_stops_watch_and_record(cli_server: Server, tmp_path: Path) -> None:
+    for args in (["watch", "nosuch"], ["watch", "btcusdt", "nosuch", "--duration", "5"],
+                 ["record", "nosuch", "-o", str(tmp_path / "x.jsonl")]):
+        line = one_error_line(tickwire(*args, server=cli_server, timeout=30))
+        assert line == "tickwire: error: unknown code: nosuch"
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_record_writes_every_push_as_a_body_per_line(cli_server: Server,

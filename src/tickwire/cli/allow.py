@@ -104,7 +104,10 @@ def _normal(cidr: str) -> str:
 @allow_app.command("list")
 def list_entries(config: ConfigOpt = None, data_dir: DataDirOpt = None, server: ServerOpt = None,
                  token: TokenOpt = None) -> None:
-    """List the allowed addresses and ranges."""
+    """List the allowed addresses and ranges.
+
+    Example: tickwire allow list --server http://127.0.0.1:1008 --token T
+    """
     try:
         if server:
             data = _admin(server, token, "GET", "admin/allow")
@@ -126,7 +129,10 @@ def list_entries(config: ConfigOpt = None, data_dir: DataDirOpt = None, server: 
 def add_entry(cidr: str, note: Annotated[str, typer.Option(help="Why")] = "",
               config: ConfigOpt = None, data_dir: DataDirOpt = None, server: ServerOpt = None,
               token: TokenOpt = None) -> None:
-    """Allow an address or CIDR range."""
+    """Allow an address or CIDR range.
+
+    Example: tickwire allow add 203.0.113.0/24 --note office
+    """
     try:
         normal = _normal(cidr)
         if server:
@@ -145,7 +151,10 @@ def add_entry(cidr: str, note: Annotated[str, typer.Option(help="Why")] = "",
 @allow_app.command("remove")
 def remove_entry(cidr: str, config: ConfigOpt = None, data_dir: DataDirOpt = None,
                  server: ServerOpt = None, token: TokenOpt = None) -> None:
-    """Stop allowing an address or range added at run time."""
+    """Stop allowing an address or range added at run time.
+
+    Example: tickwire allow remove 203.0.113.0/24
+    """
     try:
         normal = _normal(cidr)
         if server:

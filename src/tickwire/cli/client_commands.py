@@ -1,11 +1,18 @@
 """The client commands: the SDK in a terminal (quote, kline, categories, symbols, watch,
 record). Each runs one coroutine on an AsyncClient through `run_client`, which turns every
-error into one line on stderr and a non-zero exit."""
+error into one line on stderr and a non-zero exit.
+
+Nothing waits for long: every answer of the server (and the opening of a WebSocket) gets
+`--timeout` seconds, and a server that is not there fails the command at once. An unknown
+code is an error: the command names it and exits 1, after the output of the known codes
+for `quote`, before any for `watch` and `record`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,21 +30,38 @@ from tickwire.cli.terminal import (
     console,
     page_caption,
     parse_time,
+    quote_line,
     quotes_table,
     symbols_table,
     write_bars,
 )
-from tickwire.client import DEFAULT_HTTP_URL, AsyncClient, Event
+from tickwire.client import DEFAULT_HTTP_URL, AsyncClient, Event, Stream
+from tickwire.errors import UnknownCode
 from tickwire.models import WINDOW
 from tickwire.wire import MAX_PAGE_SIZE, split_codes
 
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a command waits for the server's answer unless told otherwise."""
+
 ServerOption = Annotated[str, typer.Option(
-    "--server", "-s", envvar="TICKWIRE_URL", help="The server's HTTP base URL.")]
+    "--server", "-s", envvar="TICKWIRE_URL",
+    help="The server's HTTP base URL (http:// may be left out).")]
 WsOption = Annotated[str | None, typer.Option(
     "--ws", envvar="TICKWIRE_WS_URL", help="WebSocket URL (default: the server's /ws).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 DurationOption = Annotated[float | None, typer.Option(
     "--duration", help="Stop after this many seconds (default: until Ctrl-C).")]
+TimeoutOption = Annotated[float, typer.Option(
+    "--timeout", "-t", min=0.1,
+    help="Seconds to wait for the server's answer (or for its WebSocket to open).")]
+
+
+def _client(server: str, timeout: float, ws: str | None = None,
+            on_event: Callable[[Event], None] | None = None) -> AsyncClient:
+    """The SDK client of one command: `timeout` for every answer and every WebSocket
+    opening, and no retries, so a server that is not there fails the command at once."""
+    return AsyncClient(server, ws, timeout=timeout, connect_timeout=timeout, retries=0,
+                       on_event=on_event)
 
 
 def _print_json(value: Any) -> None:
@@ -45,19 +69,40 @@ def _print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+class _Reporter:
+    """Connection events as `tickwire: ...` lines on stderr (stdout carries the data), once
+    the stream is up: a failure before that ends the command with a line of its own."""
+
+    def __init__(self) -> None:
+        self.armed = False
+
+    def __call__(self, event: Event) -> None:
+        if self.armed and event.kind in ("connected", "reconnecting", "dead", "server_error"):
+            typer.echo(f"tickwire: {event.message}", err=True)
+
+
 def quote(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
-          server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
-    """The latest quote of one or more products, as a table."""
+          server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
+          timeout: TimeoutOption = DEFAULT_TIMEOUT) -> None:
+    """The latest quote of one or more products, as a table.
+
+    Unknown codes are named on stderr after the table of the others;
+    the exit status is then 1.
+
+    Example: tickwire quote btcusdt ethusdt --server 127.0.0.1:1008
+    """
     async def work() -> None:
-        async with AsyncClient(server) as client:
-            found = await client.quotes(codes)
+        async with _client(server, timeout) as client:
+            try:
+                found, unknown = await client.quotes(codes), None
+            except UnknownCode as exc:
+                found, unknown = exc.found, exc
         if as_json:
             _print_json([q.raw for q in found])
-        else:
+        elif found:
             console().print(quotes_table(found))
-        missing = [c for c in codes if c not in {q.code for q in found}]
-        if missing:
-            typer.echo(f"tickwire: no quote for {', '.join(missing)}", err=True)
+        if unknown is not None:
+            raise unknown
 
     run_client(work())
 
@@ -76,10 +121,14 @@ def kline(
     out: Annotated[Path | None, typer.Option("--out", "-o",
                                              help="Write .csv, .json or .parquet.")] = None,
     server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """K-line bars, oldest first: a table, or a file with --out.
 
-    A long history export shows a progress bar.
+    A long history export shows a progress bar; --timeout applies to each
+    page of it.
+
+    Example: tickwire kline btcusdt --interval 1h --rows 300 --out btc-1h.csv
     """
     async def work() -> None:
         end_ms = parse_time(end) if end else None
@@ -96,7 +145,7 @@ def kline(
             def advance(fraction: float) -> None:
                 progress.update(task, completed=fraction)
 
-            async with AsyncClient(server) as client:
+            async with _client(server, timeout) as client:
                 if start_ms is not None:
                     bars = await client.history(code, interval, start_ms, end_ms,
                                                 progress=advance)
@@ -114,10 +163,14 @@ def kline(
     run_client(work())
 
 
-def categories(server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False) -> None:
-    """The product categories."""
+def categories(server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
+               timeout: TimeoutOption = DEFAULT_TIMEOUT) -> None:
+    """The product categories.
+
+    Example: tickwire categories --json
+    """
     async def work() -> None:
-        async with AsyncClient(server) as client:
+        async with _client(server, timeout) as client:
             found = await client.categories()
         if as_json:
             _print_json(found)
@@ -133,10 +186,14 @@ def symbols(
     page: Annotated[int, typer.Option(min=1)] = 1,
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=MAX_PAGE_SIZE)] = 10,
     server: ServerOption = DEFAULT_HTTP_URL, as_json: JsonOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
-    """A category's products, a page at a time or --all."""
+    """A category's products, a page at a time or --all.
+
+    Example: tickwire symbols --category 4 --all
+    """
     async def work() -> None:
-        async with AsyncClient(server) as client:
+        async with _client(server, timeout) as client:
             if show_all:
                 found = await client.all_symbols(category)
                 caption = f"{len(found)} symbols in category {category}"
@@ -153,28 +210,34 @@ def symbols(
 
 def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
           server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
-          duration: DurationOption = None) -> None:
-    """A live table of quotes: price changes flash, reconnects show below it."""
+          duration: DurationOption = None,
+          as_json: Annotated[bool, typer.Option(
+              "--json", help="One quote body per line, as JSON.")] = False,
+          timeout: TimeoutOption = DEFAULT_TIMEOUT) -> None:
+    """Live quotes: a table, or a line per update through a pipe.
+
+    On a terminal, price changes flash and reconnects show below the table.
+    Piped or redirected (or with --json), each update is one line, and
+    reconnects go to stderr.
+
+    Example: tickwire watch btcusdt ethusdt | grep btcusdt
+    """
     wanted = split_codes(codes)
+    live = console().is_terminal and not as_json
     board = Board(wanted)
+    report = _Reporter()
 
     async def work() -> None:
         loop = asyncio.get_running_loop()
         stop_at = loop.time() + duration if duration else float("inf")
-        out = console()
-        async with AsyncClient(server, ws, on_event=board.on_event) as client:
-            with Live(board.render(), console=out, auto_refresh=False,
-                      redirect_stderr=False) as live:
-                async with client.stream(wanted) as stream:
-                    while (left := stop_at - loop.time()) > 0:
-                        quote = await stream.get(min(left, 0.1))
-                        if quote is not None:
-                            board.update(quote)
-                        elif stream.closed:
-                            break
-                        live.update(board.render(), refresh=True)
-            if not out.is_terminal:
-                out.print()
+        async with _client(server, timeout, ws, board.on_event if live else report) as client, \
+                client.stream(wanted) as stream:
+            await stream.ready()
+            report.armed = True
+            if live:
+                await _watch_table(stream, board, stop_at)
+            else:
+                await _watch_lines(stream, wanted, as_json, stop_at)
 
     try:
         run_client(work(), log_warnings=False)
@@ -184,28 +247,64 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
         raise
 
 
+async def _watch_table(stream: Stream, board: Board, stop_at: float) -> None:
+    """The live table until `stop_at` (loop time) or the end of the stream."""
+    loop = asyncio.get_running_loop()
+    with Live(board.render(), console=console(), auto_refresh=False,
+              redirect_stderr=False) as live:
+        while (left := stop_at - loop.time()) > 0:
+            quote = await stream.get(min(left, 0.1))
+            if quote is not None:
+                board.update(quote)
+            elif stream.closed:
+                break
+            live.update(board.render(), refresh=True)
+
+
+async def _watch_lines(stream: Stream, codes: list[str], as_json: bool,
+                       stop_at: float) -> None:
+    """Each update as a line on stdout, as it comes."""
+    loop = asyncio.get_running_loop()
+    width = max(map(len, codes), default=0)
+    out = sys.stdout.buffer
+    while (left := stop_at - loop.time()) > 0:
+        quote = await stream.get(min(left, 0.5))
+        if quote is None:
+            if stream.closed:
+                break
+            continue
+        out.write(quote.raw_json if as_json else quote_line(quote, width).encode())
+        out.write(b"\n")
+        out.flush()
+
+
 def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
            out: Annotated[Path, typer.Option("--out", "-o", help="The .jsonl file to write.")],
            server: ServerOption = DEFAULT_HTTP_URL, ws: WsOption = None,
            duration: DurationOption = None,
            count: Annotated[int | None, typer.Option(
-               help="Stop after this many pushes.")] = None) -> None:
-    """Every push of CODES, one quote `body` per line as received, for replay."""
+               help="Stop after this many pushes.")] = None,
+           timeout: TimeoutOption = DEFAULT_TIMEOUT) -> None:
+    """Every push of CODES, one quote `body` per line as received, for replay.
+
+    Example: tickwire record btcusdt ethusdt --out pushes.jsonl --duration 60
+    """
     wanted = split_codes(codes)
     written = 0
-
-    def report(event: Event) -> None:
-        if event.kind in ("connected", "reconnecting", "dead", "server_error"):
-            typer.echo(f"tickwire: {event.message}", err=True)
+    finished = False
+    report = _Reporter()
 
     async def work() -> None:
-        nonlocal written
+        nonlocal written, finished
         loop = asyncio.get_running_loop()
         stop_at = loop.time() + duration if duration else float("inf")
-        with out.open("wb") as sink:
-            async with AsyncClient(server, ws, on_event=report) as client, \
-                    client.stream(wanted, maxsize=1_000_000) as stream:
-                while (left := stop_at - loop.time()) > 0 and (count is None or written < count):
+        async with _client(server, timeout, ws, report) as client, \
+                client.stream(wanted, maxsize=1_000_000) as stream:
+            await stream.ready()
+            report.armed = True
+            with out.open("wb") as sink:
+                while (left := stop_at - loop.time()) > 0 and \
+                        (count is None or written < count):
                     quote = await stream.get(min(left, 0.5))
                     if quote is None:
                         if stream.closed:
@@ -213,9 +312,11 @@ def record(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
                         continue
                     sink.write(quote.raw_json + b"\n")
                     written += 1
+        finished = True
 
     try:
         run_client(work(), log_warnings=False)
     finally:
-        typer.echo(f"tickwire: recorded {written} pushes of {len(wanted)} codes to {out}",
-                   err=True)
+        if written or finished:
+            typer.echo(f"tickwire: recorded {written} pushes of {len(wanted)} codes to {out}",
+                       err=True)

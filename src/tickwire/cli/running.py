@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,10 @@ def run_client(work: Coroutine[Any, Any, T], log_warnings: bool = True) -> T:
         fail(f"error: {exc.msg}", 1)
     except ValueError as exc:
         fail(str(exc), 2)
+    except BrokenPipeError:
+        # whoever read the output stopped (`| head`): end quietly, as a Ctrl-C does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except OSError as exc:
         fail(f"error: {exc}", 1)
     except KeyboardInterrupt:

@@ -21,7 +21,10 @@ def serve(
     port: PortOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Run the server (simulated markets and SQLite by default)."""
+    """Run the server (simulated markets and SQLite by default).
+
+    Example: tickwire serve --config tickwire.toml
+    """
     from tickwire.logs import setup_logging
     from tickwire.server import serve as run_server
 

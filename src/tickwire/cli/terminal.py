@@ -42,8 +42,12 @@ def num(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
+def _signed(value: float) -> str:
+    return ("+" if value > 0 else "") + num(value)
+
+
 def signed(value: float, suffix: str = "") -> Text:
-    text = ("+" if value > 0 else "") + num(value) + suffix
+    text = _signed(value) + suffix
     return Text(text, style="green" if value > 0 else "red" if value < 0 else "")
 
 
@@ -113,6 +117,12 @@ def quote_cells(q: Quote) -> Cells:
 
 def quotes_table(quotes: Iterable[Quote]) -> QuoteTable:
     return QuoteTable(quote_cells(q) for q in quotes)
+
+
+def quote_line(q: Quote, code_width: int = 0) -> str:
+    """One quote as a line of plain text, for a pipe: time, code, price, change, change %."""
+    return " ".join((q.time, q.code.ljust(code_width), num(q.price), _signed(q.change),
+                     _signed(q.change_pct) + "%"))
 
 
 def bars_table(bars: Bars, code: str, interval: str) -> Table:

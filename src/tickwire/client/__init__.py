@@ -3,7 +3,7 @@
 Importing it loads the aiohttp client and msgspec only: no server, no store.
 """
 
-from tickwire.client.aio import DEFAULT_HTTP_URL, DEFAULT_WS_URL, AsyncClient, ws_url_for
+from tickwire.client.aio import AsyncClient
 from tickwire.client.backoff import Backoff
 from tickwire.client.events import Event
 from tickwire.client.limits import Limits
@@ -19,6 +19,7 @@ from tickwire.client.models import (
 )
 from tickwire.client.stream import Stream, Subscription
 from tickwire.client.sync import Client, SyncStream, SyncSubscription
+from tickwire.client.urls import DEFAULT_HTTP_URL, DEFAULT_WS_URL, ws_url_for
 
 __all__ = [
     "DEFAULT_HTTP_URL",

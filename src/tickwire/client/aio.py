@@ -23,31 +23,20 @@ from tickwire.client.models import (
     decode_quote,
 )
 from tickwire.client.stream import AsyncCallback, Stream, StreamHub, Subscription
-from tickwire.errors import NotFound, ServerError, error_for
+from tickwire.client.urls import DEFAULT_HTTP_URL, ws_url_for
+from tickwire.client.urls import ws_url as checked_ws_url
+from tickwire.errors import NotFound, ServerError, UnknownCode, error_for
 from tickwire.models import WINDOW
 from tickwire.wire import MAX_CODES_PER_QUOTE, MAX_PAGE_SIZE, split_codes
 
-DEFAULT_HTTP_URL = "http://127.0.0.1:1008"
-"""Where `tickwire serve` listens unless told otherwise."""
+DEFAULT_TIMEOUT = 10.0
+"""Seconds the client waits for one answer of the server unless told otherwise."""
 MAX_PAGES = 100_000
 """A bound on paging back through history, whatever a server answers."""
 
 Progress = Callable[[float], None]
 """Told the fraction done (0..1) while a long history is fetched."""
 TimeLike = int | float | datetime
-
-
-def ws_url_for(http_url: str) -> str:
-    """`http://host:port[/prefix]` -> `ws://host:port[/prefix]/ws` (https -> wss)."""
-    base = http_url.rstrip("/")
-    if base.startswith("https://"):
-        return "wss://" + base[len("https://"):] + "/ws"
-    if base.startswith("http://"):
-        return "ws://" + base[len("http://"):] + "/ws"
-    return base + "/ws"
-
-
-DEFAULT_WS_URL = ws_url_for(DEFAULT_HTTP_URL)
 
 
 def to_ms(value: TimeLike) -> int:
@@ -87,62 +76,78 @@ _error = msgspec.json.Decoder(_Error, strict=False)
 class AsyncClient:
     """Quotes, K-lines, categories and symbols over HTTP; live quotes over one WebSocket.
 
-    Point `http_url`/`ws_url` at the vendor's addresses and everything works the same.
+    Point `http_url`/`ws_url` at the vendor's addresses and everything works the same (a
+    URL without a scheme means http:// and ws://; one that cannot be used is a ValueError).
     Requests keep to the protocol's rate limits (`limits`) so normal use never sees a 429;
-    one that comes anyway, a 5xx or a network failure is retried up to `retries` times.
+    one that comes anyway, a 5xx or a failure to connect is retried up to `retries` times.
     The stream sends a heartbeat every `heartbeat` s, replaces a connection silent for
     `dead_after` s (two heartbeats), and reconnects with `backoff`; `on_event` is told of
     every connection event (they are logged to `tickwire.client` too). `headers` go with
     every request and the WebSocket handshake (a proxy's credentials, say).
+
+    Nothing waits without a bound. `timeout` (10 s) is the longest the client waits for
+    one answer of the server: an HTTP request, from connecting to its last byte (one that
+    times out fails at once, `ConnectionLost`, without a retry), or the answer to a
+    subscription (`Stream.ready()`, `subscribe()`). `connect_timeout` (10 s) bounds each
+    attempt to open the WebSocket. A stream itself waits for quotes as long as it is open,
+    reconnecting as needed; `Stream.get(timeout)` bounds one wait.
+
+    Unknown codes are an error everywhere, `UnknownCode` (a `NotFound`) naming them:
+    `quote()`/`quotes()` raise it (with the quotes of the known codes in `found`); a stream
+    raises it from its next read and goes on with its other codes; `subscribe()` raises it.
     """
 
     def __init__(self, http_url: str = DEFAULT_HTTP_URL, ws_url: str | None = None, *,
-                 timeout: float = 10.0, retries: int = 3, limits: Limits | None = None,
-                 heartbeat: float = 10.0, dead_after: float | None = None,
-                 connect_timeout: float = 10.0, backoff: Backoff | None = None,
-                 on_event: EventHandler | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = 3,
+                 limits: Limits | None = None, heartbeat: float = 10.0,
+                 dead_after: float | None = None, connect_timeout: float = DEFAULT_TIMEOUT,
+                 backoff: Backoff | None = None, on_event: EventHandler | None = None,
                  headers: Mapping[str, str] | None = None) -> None:
-        self.http_url = http_url.rstrip("/")
-        self.ws_url = ws_url or ws_url_for(self.http_url)
         self.limits = limits or Limits()
         self._emit = Emitter(on_event)
-        self._http = HttpTransport(self.http_url, timeout=timeout, retries=retries,
+        self._http = HttpTransport(http_url, timeout=timeout, retries=retries,
                                    emit=self._emit, headers=headers)
+        self.http_url = self._http.base_url
+        self.ws_url = checked_ws_url(ws_url) if ws_url else ws_url_for(self.http_url)
         self._hub = StreamHub(self.ws_url, self._http.session, emit=self._emit,
                               heartbeat=heartbeat, dead_after=dead_after,
-                              connect_timeout=connect_timeout, backoff=backoff)
+                              connect_timeout=connect_timeout, reply_timeout=timeout,
+                              backoff=backoff)
 
     # HTTP ----------------------------------------------------------------------------------
 
     async def quote(self, code: str) -> Quote:
-        """The latest quote of one product."""
+        """The latest quote of one product; `UnknownCode` if the server does not know it."""
+        if not isinstance(code, str):
+            raise TypeError(f"quote() takes one code as a str, not {type(code).__name__}; "
+                            "use quotes() for several")
         code = code.strip()
         if not code or "," in code:
-            raise ValueError("quote() takes one code; use quotes() for several")
-        quotes = await self._quotes([code])
-        if not quotes:
-            raise NotFound(f"no quote for {code}")
-        return quotes[0]
+            raise ValueError(f"quote() takes one code, not {code!r}; use quotes() for several")
+        return (await self.quotes([code]))[0]
 
-    async def quotes(self, codes: Iterable[str]) -> list[Quote]:
-        """Latest quotes in the order asked; unknown codes are left out (all unknown: 404)."""
+    async def quotes(self, codes: Iterable[str] | str) -> list[Quote]:
+        """The latest quotes in the order asked (a list of codes, or one string with commas).
+
+        Raises `UnknownCode` naming every code the server has no quote for, with the quotes
+        of the others in its `found`. More codes than one request carries (50) are asked in
+        several requests.
+        """
         wanted = split_codes(codes)
-        if not wanted:
-            return []
-        # more codes than one request may carry are asked in several
-        chunks = [wanted[i:i + MAX_CODES_PER_QUOTE]
-                  for i in range(0, len(wanted), MAX_CODES_PER_QUOTE)]
-        if len(chunks) == 1:
-            return await self._quotes(chunks[0])
         found: list[Quote] = []
-        missing: NotFound | None = None
-        for chunk in chunks:
+        refused: NotFound | None = None
+        for i in range(0, len(wanted), MAX_CODES_PER_QUOTE):
             try:
-                found.extend(await self._quotes(chunk))
-            except NotFound as exc:  # a chunk of unknown codes; the others may be fine
-                missing = exc
-        if not found and missing is not None:
-            raise missing
+                found.extend(await self._quotes(wanted[i:i + MAX_CODES_PER_QUOTE]))
+            except NotFound as exc:  # every code of the request unknown; others may be fine
+                refused = exc
+        have = {q.code for q in found}
+        unknown = [c for c in wanted if c not in have]
+        if unknown:
+            # one request, all refused: the server's own words (they may say more)
+            msg = refused.msg if refused is not None and not found and \
+                len(wanted) <= MAX_CODES_PER_QUOTE else ""
+            raise UnknownCode(unknown, msg, found)
         return found
 
     async def _quotes(self, codes: list[str]) -> list[Quote]:
@@ -256,15 +261,26 @@ class AsyncClient:
         """Live quotes: `async for quote in client.stream(["btcusdt"])`.
 
         Use `async with` (or `await stream.close()`) to give the codes back; the stream can
-        `subscribe()`/`unsubscribe()` while it runs.
+        `subscribe()`/`unsubscribe()` while it runs. An unknown code raises `UnknownCode`
+        from the next read, within a round trip to the server; `await stream.ready()`
+        waits for the server's answer to every code (and for the connection).
         """
         return self._hub.open(split_codes(codes), maxsize)
 
-    async def subscribe(self, codes: Iterable[str] | str,
-                        callback: AsyncCallback) -> Subscription:
-        """The callback style: `callback(quote)` for each quote of `codes` until closed."""
+    async def subscribe(self, codes: Iterable[str] | str, callback: AsyncCallback, *,
+                        timeout: float | None = None) -> Subscription:
+        """The callback style: `callback(quote)` for each quote of `codes` until closed.
+
+        Returns once the server has answered (`Stream.ready()`, within `timeout`, the
+        client's by default); an unknown code raises `UnknownCode` and nothing stays
+        subscribed, as does a server that cannot be reached (`ConnectionLost`).
+        """
         stream = self._hub.open(split_codes(codes))
-        await self._hub.sync()
+        try:
+            await stream.ready(timeout)
+        except BaseException:
+            await stream.close()
+            raise
         return Subscription(stream, callback)
 
     @property

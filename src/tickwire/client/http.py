@@ -14,6 +14,7 @@ import msgspec
 from tickwire.client.backoff import Backoff
 from tickwire.client.events import Emitter
 from tickwire.client.limits import Key, RateLimiter
+from tickwire.client.urls import http_url
 from tickwire.errors import ConnectionLost, RateLimited, ServerError, TickwireError, error_for
 
 MAX_RETRY_AFTER = 60.0
@@ -75,14 +76,22 @@ def unwrap(body: bytes) -> msgspec.Raw:
 
 class HttpTransport:
     """One aiohttp session; `get` and `send` return a 200's body or raise the mapped
-    TickwireError."""
+    TickwireError.
+
+    `timeout` bounds each request, from connecting to the last byte. A request that times
+    out is not retried: the server is there but not answering, and asking again would only
+    multiply the wait the caller chose. `base_url` without a scheme means http://.
+    """
 
     def __init__(self, base_url: str, *, timeout: float, retries: int, emit: Emitter,
                  headers: Mapping[str, str] | None = None,
                  limiter: RateLimiter | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, not {timeout}")
+        self.base_url = http_url(base_url)
         self._headers = {"Accept-Encoding": "gzip, deflate", "User-Agent": "tickwire-sdk",
                          **(headers or {})}
+        self.timeout = timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retries = retries
         self._emit = emit
@@ -112,7 +121,9 @@ class HttpTransport:
             try:
                 async with self.limiter.hold(keys, limit):
                     status, body, retry_after = await self._fetch("GET", url, params)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except TimeoutError:
+                raise self._no_answer(url) from None
+            except (aiohttp.ClientError, OSError) as exc:
                 error: TickwireError = _unreachable(url, exc)
                 wait = backoff.next()
             else:
@@ -140,7 +151,9 @@ class HttpTransport:
         url = f"{self.base_url}/{path}"
         try:
             status, answer, retry_after = await self._fetch(method, url, {}, body)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except TimeoutError:
+            raise self._no_answer(url) from None
+        except (aiohttp.ClientError, OSError) as exc:
             raise _unreachable(url, exc) from None
         if status != 200:
             raise _answer_error(status, answer, retry_after)
@@ -152,6 +165,9 @@ class HttpTransport:
                                           timeout=self._timeout) as resp:
             answer = await resp.read()
             return resp.status, gunzip_if_needed(answer), resp.headers.get("Retry-After")
+
+    def _no_answer(self, url: str) -> ConnectionLost:
+        return ConnectionLost(f"cannot reach {url}: no answer within {self.timeout:g} s")
 
 
 def _answer_error(status: int, body: bytes, retry_after: str | None) -> TickwireError:
@@ -167,9 +183,7 @@ def _unreachable(url: str, exc: BaseException) -> ConnectionLost:
 
 
 def _describe(exc: BaseException) -> str:
-    """A short reason: `connection refused`, `timed out`, rather than aiohttp's repr."""
-    if isinstance(exc, TimeoutError):
-        return "timed out"
+    """A short reason: `connection refused`, rather than aiohttp's repr."""
     if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.errno:
         return os.strerror(exc.os_error.errno).lower()
     text = str(exc)

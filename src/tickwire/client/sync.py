@@ -14,12 +14,14 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from tickwire.client.aio import DEFAULT_HTTP_URL, AsyncClient, Progress, TimeLike
+from tickwire.client.aio import DEFAULT_TIMEOUT, AsyncClient, Progress, TimeLike
 from tickwire.client.backoff import Backoff
 from tickwire.client.events import EventHandler, log
 from tickwire.client.limits import Limits
 from tickwire.client.models import Bars, Category, Quote, Symbol, SymbolPage
 from tickwire.client.stream import Stream
+from tickwire.client.urls import DEFAULT_HTTP_URL
+from tickwire.errors import UnknownCode
 
 T = TypeVar("T")
 
@@ -59,16 +61,17 @@ class _LoopThread:
 
 
 class Client:
-    """The synchronous client: the same methods as `AsyncClient`, same arguments.
+    """The synchronous client: the same methods as `AsyncClient`, same arguments, the same
+    timeouts and the same `UnknownCode` for unknown codes.
 
     `on_event` handlers run on the client's loop thread: keep them short.
     """
 
     def __init__(self, http_url: str = DEFAULT_HTTP_URL, ws_url: str | None = None, *,
-                 timeout: float = 10.0, retries: int = 3, limits: Limits | None = None,
-                 heartbeat: float = 10.0, dead_after: float | None = None,
-                 connect_timeout: float = 10.0, backoff: Backoff | None = None,
-                 on_event: EventHandler | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = 3,
+                 limits: Limits | None = None, heartbeat: float = 10.0,
+                 dead_after: float | None = None, connect_timeout: float = DEFAULT_TIMEOUT,
+                 backoff: Backoff | None = None, on_event: EventHandler | None = None,
                  headers: Mapping[str, str] | None = None) -> None:
         self._thread = _LoopThread()
         self._closed = False
@@ -79,8 +82,12 @@ class Client:
                                connect_timeout=connect_timeout, backoff=backoff,
                                on_event=on_event, headers=headers)
 
-        self.aio = self._thread.call(make())
-        """The async client underneath, for use on its loop (`client.loop`)."""
+        try:
+            self.aio = self._thread.call(make())
+            """The async client underneath, for use on its loop (`client.loop`)."""
+        except BaseException:
+            self._thread.stop()  # a bad URL or argument: no thread left behind
+            raise
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -104,8 +111,8 @@ class Client:
     def quote(self, code: str) -> Quote:
         return self._call(self.aio.quote(code))
 
-    def quotes(self, codes: Iterable[str]) -> list[Quote]:
-        return self._call(self.aio.quotes(list(codes)))
+    def quotes(self, codes: Iterable[str] | str) -> list[Quote]:
+        return self._call(self.aio.quotes(_listed(codes)))
 
     def klines(self, code: str, interval: str = "1m", rows: int = 40,
                end: TimeLike | None = None, *, progress: Progress | None = None) -> Bars:
@@ -133,10 +140,20 @@ class Client:
 
         return SyncStream(self, self._call(open_stream()))
 
-    def subscribe(self, codes: Iterable[str] | str,
-                  callback: Callable[[Quote], object]) -> SyncSubscription:
-        """The callback style: `callback(quote)` on a thread of its own until closed."""
-        return SyncSubscription(self.stream(codes), callback)
+    def subscribe(self, codes: Iterable[str] | str, callback: Callable[[Quote], object], *,
+                  timeout: float | None = None) -> SyncSubscription:
+        """The callback style: `callback(quote)` on a thread of its own until closed.
+
+        Returns once the server has answered, as `AsyncClient.subscribe()` does: an unknown
+        code raises `UnknownCode` and nothing stays subscribed.
+        """
+        stream = self.stream(codes)
+        try:
+            stream.ready(timeout)
+        except BaseException:
+            stream.close()
+            raise
+        return SyncSubscription(stream, callback)
 
     def close(self) -> None:
         if self._closed:
@@ -168,14 +185,21 @@ class SyncStream:
     def dropped(self) -> int:
         return self._stream.dropped
 
-    def subscribe(self, codes: Iterable[str] | str) -> None:
-        self._client._call(self._stream.subscribe(_listed(codes)))
+    def subscribe(self, codes: Iterable[str] | str, *, wait: bool = False,
+                  timeout: float | None = None) -> None:
+        """Add codes, as `Stream.subscribe()`."""
+        self._client._call(self._stream.subscribe(_listed(codes), wait=wait, timeout=timeout))
 
     def unsubscribe(self, codes: Iterable[str] | str) -> None:
         self._client._call(self._stream.unsubscribe(_listed(codes)))
 
+    def ready(self, timeout: float | None = None) -> None:
+        """Wait for the server's answer to every code, as `Stream.ready()`."""
+        self._client._call(self._stream.ready(timeout))
+
     def get(self, timeout: float | None = None) -> Quote | None:
-        """The next quote, or None after `timeout` seconds or at the end of the stream."""
+        """The next quote, or None after `timeout` seconds or at the end of the stream;
+        raises as `next()` does (`UnknownCode`, or what ended the stream)."""
         return self._client._call(self._stream.get(timeout))
 
     def __iter__(self) -> Iterator[Quote]:
@@ -199,7 +223,11 @@ class SyncStream:
 
 
 class SyncSubscription:
-    """Calls `callback(quote)` for each quote, on a thread of its own; failures are logged."""
+    """Calls `callback(quote)` for each quote, on a thread of its own; failures are logged.
+
+    As `Subscription`: `subscribe()` raises `UnknownCode`; a code refused later is logged
+    and the others go on.
+    """
 
     def __init__(self, stream: SyncStream, callback: Callable[[Quote], object]) -> None:
         self.stream = stream
@@ -211,22 +239,29 @@ class SyncSubscription:
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            for quote in self.stream:
-                try:
-                    self._callback(quote)
-                except Exception:
-                    log.exception("quote callback failed", extra={"code": quote.code})
-        except Exception as exc:
-            self.error = exc
-            log.error("subscription ended: %s", exc)
+        while True:
+            try:
+                for quote in self.stream:
+                    try:
+                        self._callback(quote)
+                    except Exception:
+                        log.exception("quote callback failed", extra={"code": quote.code})
+                return
+            except UnknownCode:
+                continue  # the server_error event logged it; the other codes go on
+            except Exception as exc:
+                self.error = exc
+                log.error("subscription ended: %s", exc)
+                return
 
     @property
     def codes(self) -> frozenset[str]:
         return self.stream.codes
 
-    def subscribe(self, codes: Iterable[str] | str) -> None:
-        self.stream.subscribe(codes)
+    def subscribe(self, codes: Iterable[str] | str, timeout: float | None = None) -> None:
+        """Add codes and wait for the server's answer: `UnknownCode` for those it refuses,
+        the others stay subscribed."""
+        self.stream.subscribe(codes, wait=True, timeout=timeout)
 
     def unsubscribe(self, codes: Iterable[str] | str) -> None:
         self.stream.unsubscribe(codes)
