@@ -36,10 +36,10 @@ async def test_no_more_than_limit_sent_in_any_window() -> None:
 
 
 async def test_keys_are_independent() -> None:
-    limiter = RateLimiter(window=0.3)
+    limiter = RateLimiter(window=10)
     began = time.monotonic()
     await asyncio.gather(*(burst(limiter, [("quote", c)], 3, 3) for c in "abcdefghij"))
-    assert time.monotonic() - began < 0.1  # 10 codes x 3: nobody waits
+    assert time.monotonic() - began < 5  # 10 codes x 3: nobody waits (a wait lasts 10 s)
 
 
 async def test_a_multi_key_request_waits_for_every_key() -> None:
@@ -54,6 +54,6 @@ async def test_no_limit_never_waits() -> None:
     limiter = RateLimiter(window=10)
     began = time.monotonic()
     await burst(limiter, [("quote", "a")], None, 50)
-    assert time.monotonic() - began < 0.1
+    assert time.monotonic() - began < 5  # one wait would last the 10 s window
     assert Limits.none() == Limits(None, None, None, None)
     assert Limits() == Limits(3, 5, 2, 2)  # PROTOCOL section 4
