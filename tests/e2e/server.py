@@ -82,19 +82,27 @@ def start_server(
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     server = Server(port, data_dir, config, proc, log_path)
-    deadline = time.monotonic() + ready_timeout
+    try:
+        _wait_ready(server, ready_timeout)
+    except BaseException:
+        server.kill()  # whatever went wrong, no server is left running
+        raise
+    return server
+
+
+def _wait_ready(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log()}")
         try:
             with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as resp:
                 if resp.status == 200:
-                    return server
+                    return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.1)
-    server.kill()
-    raise RuntimeError(f"server not ready after {ready_timeout} s:\n{server.log()}")
+    raise RuntimeError(f"server not ready after {timeout} s:\n{server.log()}")
 
 
 ADMIN_TOKEN = "s3cret-token"
