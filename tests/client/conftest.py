@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import sqlite3
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from tests.e2e.conftest import GENEROUS_LIMITS, small_config
 from tests.e2e.server import Server, start_server
@@ -105,12 +105,9 @@ def fresh_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 
 @pytest.fixture
-def silent_url() -> Iterator[str]:
-    """The URL of a socket that accepts connections (into its backlog) and never answers."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+def silent_url(silent_address: str) -> str:
+    """The URL of a socket that accepts connections and never answers."""
+    return f"http://{silent_address}"
 
 
 class Events(list[Event]):
@@ -131,3 +128,17 @@ class Events(list[Event]):
                                      f"{[(e.kind, e.message) for e in self]}")
             await asyncio.sleep(0.01)
         return self.of(kind)[count - 1]
+
+
+@contextlib.asynccontextmanager
+async def fake_server(app: web.Application) -> AsyncIterator[str]:
+    """Serve `app` (a stand-in for another server of the protocol) on a free port; its URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.client.conftest import Events
+from tests.client.conftest import Events, fake_server
 from tests.e2e.server import Server, free_port
 from tickwire import (
     AsyncClient,
@@ -117,13 +117,9 @@ async def vendor() -> AsyncIterator[Vendor]:
     fake = Vendor()
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}"
-    yield fake
-    await runner.cleanup()
+    async with fake_server(app) as url:
+        fake.url = url
+        yield fake
 
 
 ERROR = {"code": 500, "msg": "internal error", "data": None}

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from tests.client.conftest import SMALL_CODES
-from tests.e2e.server import Server, free_port
+from tests.client.conftest import SMALL_CODES, fake_server
+from tests.e2e.server import Server
 from tickwire import AsyncClient, Client, NotFound, Quote, UnknownCode
 
 SURFACES_WITHIN = 1.0
@@ -148,13 +148,9 @@ async def opt_in() -> AsyncIterator[OptInServer]:
     fake = OptInServer()
     app = web.Application()
     app.router.add_get("/ws", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}"
-    yield fake
-    await runner.cleanup()
+    async with fake_server(app) as url:
+        fake.url = url
+        yield fake
 
 
 async def test_the_stream_opts_in_to_error_replies(opt_in: OptInServer) -> None:

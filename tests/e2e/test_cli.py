@@ -9,7 +9,6 @@ import os
 import pty
 import re
 import select
-import socket
 import struct
 import subprocess
 import sys
@@ -81,12 +80,9 @@ def in_terminal(*args: str, columns: int = 80, timeout: float = 60) -> tuple[int
 
 
 @pytest.fixture
-def silent_url() -> Iterator[str]:
-    """A socket that accepts connections (into its backlog) and never answers."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        yield f"127.0.0.1:{silent.getsockname()[1]}"
+def silent_url(silent_address: str) -> str:
+    """A server that accepts connections and never answers, as a URL without a scheme."""
+    return silent_address
 
 
 def table_rows(text: str) -> list[list[str]]:
