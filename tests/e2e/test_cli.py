@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 from tests.e2e.conftest import GENEROUS_LIMITS, small_config
 from tests.e2e.server import Server, free_port, start_server
@@ -107,12 +108,22 @@ def test_quote_table(cli_server: Server) -> None:
     result = tickwire("quote", "btcusdt", "fx_seurusd", server=cli_server)
     assert result.returncode == 0, result.stderr
     header = result.stdout.splitlines()[1]
-    for name in ("Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low",
+    for name in ("Code", "Name", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low",
                  "Volume", "Time"):
         assert name in header
     rows = table_rows(result.stdout)
-    assert [r[0] for r in rows] == ["btcusdt", "fx_seurusd"]
-    assert float(rows[0][1]) > 0 and rows[0][3].endswith("%") and len(rows[0][9]) == 19
+    assert [r[:2] for r in rows] == [["btcusdt", "比特币"], ["fx_seurusd", "欧元美元"]]
+    assert float(rows[0][2]) > 0 and rows[0][4].endswith("%") and len(rows[0][10]) == 19
+
+
+def test_quote_shows_names_at_80_columns(cli_server: Server) -> None:
+    result = tickwire("quote", "btcusdt", "ethusdt", server=cli_server, columns=80)
+    assert result.returncode == 0, result.stderr
+    header = [c.strip() for c in result.stdout.splitlines()[1].strip("┃").split("┃")]
+    assert header[:4] == ["Code", "Name", "Price", "Change"]
+    rows = table_rows(result.stdout)
+    assert [r[:2] for r in rows] == [["btcusdt", "比特币"], ["ethusdt", "以太坊"]]
+    assert all(float(r[2]) > 0 for r in rows)
 
 
 def test_tables_fit_80_columns_and_come_whole_down_a_pipe(cli_server: Server) -> None:
@@ -122,11 +133,12 @@ def test_tables_fit_80_columns_and_come_whole_down_a_pipe(cli_server: Server) ->
         narrow = tickwire(*args, server=None if "--help" in args else cli_server,
                           columns=80)
         assert narrow.returncode == 0, narrow.stderr
-        assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
+        assert max(map(cell_len, narrow.stdout.splitlines())) <= 80, narrow.stdout
         assert "…" not in narrow.stdout
     piped = tickwire("quote", "btcusdt", server=cli_server, columns=None)
     assert [c.strip() for c in piped.stdout.splitlines()[1].strip("┃").split("┃")] == [
-        "Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low", "Volume", "Time"]
+        "Code", "Name", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low", "Volume",
+        "Time"]
 
 
 def test_quote_json_and_an_unknown_code(cli_server: Server) -> None:
@@ -262,15 +274,17 @@ def test_symbols_page_and_all(cli_server: Server) -> None:
 
 
 def test_watch_on_an_80_column_terminal_shows_a_live_table(cli_server: Server) -> None:
-    status, shown = in_terminal("watch", "btcusdt", "ethusdt", "--duration", "1.5",
+    status, shown = in_terminal("watch", "btcusdt", "ethusdt", "--duration", "3",
                                 "--server", cli_server.url)
     assert status == 0, shown
     lines = shown.splitlines()
-    assert max(map(len, lines)) <= 80 and "…" not in shown
+    assert max(map(cell_len, lines)) <= 80 and "…" not in shown
     rows = table_rows(shown)
     assert {r[0] for r in rows} == {"btcusdt", "ethusdt"}
-    assert all(float(r[1]) > 0 for r in rows if r[1] != "-")
-    assert any(r[0] == "btcusdt" and r[1] != "-" for r in rows)
+    assert all(float(r[2]) > 0 for r in rows if r[2] != "-")
+    assert any(r[0] == "btcusdt" and r[2] != "-" for r in rows)
+    assert {r[1] for r in rows} <= {"", "比特币", "以太坊"}
+    assert all(r[1] for r in rows[-2:])  # the last frame: the names came, within 3 s
     assert lines[-1].startswith("connected") and "updates" in lines[-1]
 
 
