@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import http.server
 import json
 import os
 import pty
@@ -14,7 +15,9 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,6 +142,40 @@ def test_tables_fit_80_columns_and_come_whole_down_a_pipe(cli_server: Server) ->
     assert [c.strip() for c in piped.stdout.splitlines()[1].strip("┃").split("┃")] == [
         "Code", "Name", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low", "Volume",
         "Time"]
+
+
+@pytest.fixture
+def lists_broken(cli_server: Server) -> Iterator[str]:
+    """The URL of a relay to `cli_server` that answers every symbol-list request with a
+    500 and passes the rest through."""
+
+    class Relay(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith(("/getCategory.php", "/getSymbolList.php")):
+                self.send_error(500)
+                return
+            with urllib.request.urlopen(cli_server.url + self.path, timeout=10) as answer:
+                body = answer.read()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay) as relay:
+        threading.Thread(target=relay.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{relay.server_address[1]}"
+        relay.shutdown()
+
+
+def test_quote_without_names_shows_empty_names(lists_broken: str) -> None:
+    result = tickwire("quote", "btcusdt", "--server", lists_broken)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    rows = table_rows(result.stdout)
+    assert [r[:2] for r in rows] == [["btcusdt", ""]] and float(rows[0][2]) > 0
 
 
 def test_quote_json_and_an_unknown_code(cli_server: Server) -> None:

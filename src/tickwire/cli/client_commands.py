@@ -77,7 +77,8 @@ async def _names(client: AsyncClient, codes: list[str], timeout: float | None = 
                  ) -> dict[str, str]:
     """The names of `codes` if they come within `timeout` s; what the tables do without."""
     try:
-        return await asyncio.wait_for(client.names(codes), timeout)
+        async with asyncio.timeout(timeout):  # no task of its own: cancelling this ends it
+            return await client.names(codes)
     except (TimeoutError, TickwireError):
         return {}
 
