@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 
 from tickwire import Event, Quote
@@ -32,6 +34,17 @@ QUOTES = [Quote("fx_seurusd", price=1.17803, change=-0.00696, change_pct=-0.59, 
           Quote("btcusdt", price=92858.48, change=638.39, change_pct=0.69, bid=92858.47,
                 ask=92858.48, high=94242.49, low=91938.2, volume=16595.90486,
                 time="2026-12-02 12:49:43")]
+NAMES = {"fx_seurusd": "欧元美元", "btcusdt": "比特币"}
+REALISTIC = [*QUOTES, Quote("HX_HSI", price=25830.0, change=-120.0, change_pct=-0.46,
+                            volume=123456.0, time="2026-12-02 12:49:43"),
+             Quote("TW_TXF", price=22830.0, change=-84.0, change_pct=-0.37, volume=98765.0,
+                   time="2026-12-02 12:49:43")]
+REALISTIC_NAMES = {**NAMES, "HX_HSI": "恒指2612", "TW_TXF": "台指期2612【日】"}
+
+
+def cells(line: str) -> list[str]:
+    """The cells of a table's line, its header's (framed by ┃) or a row's (│)."""
+    return [c.strip() for c in re.split("[┃│]", line.strip())[1:-1]]
 
 
 def test_numbers_read_as_the_server_wrote_them() -> None:
@@ -75,18 +88,43 @@ def test_status_line_follows_the_connection() -> None:
 
 
 def test_a_quote_table_shows_every_column_where_they_fit() -> None:
-    header = plain(quotes_table(QUOTES), 200)[1]
-    assert [c.strip() for c in header.strip("┃").split("┃")] == list(QUOTE_COLUMNS)
+    lines = plain(quotes_table(REALISTIC, REALISTIC_NAMES), 200)
+    assert cells(lines[1]) == list(QUOTE_COLUMNS)
+    assert cells(lines[1])[:2] == ["Code", "Name"]
+    assert "台指期2612【日】" in lines[6] and "123456" in lines[5]
+
+
+def test_80_columns_show_code_name_price_and_change_and_wider_shows_more() -> None:
+    narrow = plain(quotes_table(REALISTIC, REALISTIC_NAMES), 80)
+    assert all(cell_len(line) <= 80 for line in narrow) and "…" not in "".join(narrow)
+    assert cells(narrow[1])[:4] == ["Code", "Name", "Price", "Change"]
+    assert "High" not in narrow[1] and "Volume" not in narrow[1]
+    for row, name in zip(narrow[3:7], REALISTIC_NAMES.values(), strict=True):
+        assert name in row
+    wider = plain(quotes_table(REALISTIC, REALISTIC_NAMES), 120)
+    assert len(cells(wider[1])) > len(cells(narrow[1]))
+    assert {"Volume", "Time"} <= set(cells(wider[1]))
 
 
 @pytest.mark.parametrize("width", [80, 60])
 def test_a_narrow_terminal_loses_columns_not_characters(width: int) -> None:
-    lines = plain(quotes_table(QUOTES), width)
-    assert all(len(line) <= width for line in lines)
+    lines = plain(quotes_table(QUOTES, NAMES), width)
+    assert all(cell_len(line) <= width for line in lines)
     assert "…" not in "".join(lines)
-    assert [c.strip() for c in lines[1].strip("┃").split("┃")][:2] == ["Code", "Price"]
-    assert "Change %" in lines[1] and "Time" in lines[1]
-    assert "fx_seurusd" in lines[3] and "2026-12-02 12:49:43" in lines[3]
+    assert cells(lines[1])[:4] == ["Code", "Name", "Price", "Change"]
+    assert "fx_seurusd" in lines[3] and "欧元美元" in lines[3]
+
+
+def test_a_name_too_wide_is_cut_short_not_left_out() -> None:
+    lines = plain(quotes_table(REALISTIC, REALISTIC_NAMES), 40)
+    assert all(cell_len(line) <= 40 for line in lines)
+    assert cells(lines[1]) == ["Code", "Name", "Price"]
+    assert "比特币" in lines[4] and "…" in lines[6]
+
+
+def test_a_code_without_a_name_has_an_empty_name() -> None:
+    lines = plain(quotes_table(QUOTES, {"btcusdt": "比特币"}), 200)
+    assert cells(lines[3])[:3] == ["fx_seurusd", "", "1.17803"]
 
 
 def test_the_board_fits_80_columns() -> None:
@@ -96,3 +134,7 @@ def test_the_board_fits_80_columns() -> None:
     lines = plain(board.render(now=5.0), 80)
     assert all(len(line) <= 80 for line in lines) and "…" not in "".join(lines)
     assert "waiting" in lines[-3] and lines[-1].endswith("2 updates")
+    board.names.update({"btcusdt": "比特币", "fx_seurusd": "欧元美元"})  # the names came
+    lines = plain(board.render(now=5.0), 80)
+    assert all(cell_len(line) <= 80 for line in lines)
+    assert "比特币" in lines[3] and "欧元美元" in lines[4]

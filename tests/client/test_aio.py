@@ -10,7 +10,7 @@ import urllib.request
 
 from tests.client.conftest import DEEP_BARS
 from tests.e2e.server import Server
-from tickwire import AsyncClient, Bars, Category, Quote, Symbol
+from tickwire import AsyncClient, Bars, Category, Quote, Symbol, SymbolPage
 from tickwire.client.urls import ws_url_for
 
 MINUTE = 60_000
@@ -129,3 +129,23 @@ async def test_symbols_pages_and_all(live: Server) -> None:
     assert [s.code for s in second] == ["xrpusdt"] and len(past) == 0 and past.total == 3
     assert every == [Symbol("btcusdt", "比特币"), Symbol("ethusdt", "以太坊"),
                      Symbol("xrpusdt", "瑞波币")]
+
+
+async def test_names_of_codes_from_the_symbol_lists(live: Server) -> None:
+    async with AsyncClient(live.url) as client:
+        pages: list[str] = []
+        symbols = client.symbols
+
+        async def counted(category: str | int, page: int = 1,
+                          page_size: int = 10) -> SymbolPage:
+            pages.append(f"{category}/{page}")
+            return await symbols(category, page, page_size)
+
+        client.symbols = counted  # type: ignore[method-assign]
+        assert await client.names(["fx_susdjpy"]) == {"fx_susdjpy": "美元日元"}
+        assert pages == ["1/1"]  # found in the first category's first page: no more asked
+        pages.clear()
+        named = await client.names("btcusdt, nope,fx_seurusd")
+        assert named == {"btcusdt": "比特币", "fx_seurusd": "欧元美元"}  # nope: left out
+        assert pages == ["1/1", "2/1", "3/1", "4/1", "7/1"]  # every list, for nope
+        assert await client.names([]) == {}

@@ -25,6 +25,7 @@ def test_every_method(live: Server) -> None:
         assert [c.id for c in client.categories()] == ["1", "2", "3", "4", "7"]
         assert client.symbols(4, 1, 2).total == 3
         assert len(client.all_symbols(1)) == 2
+        assert client.names(("ethusdt", "hf_GC")) == {"ethusdt": "以太坊", "hf_GC": "纽约黄金"}
         with pytest.raises(NotFound, match="unknown code: nope"):
             client.quote("nope")
 

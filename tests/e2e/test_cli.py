@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import http.server
 import json
 import os
 import pty
@@ -13,11 +14,14 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 from tests.e2e.conftest import GENEROUS_LIMITS, small_config
 from tests.e2e.server import Server, free_port, start_server
@@ -103,12 +107,22 @@ def test_quote_table(cli_server: Server) -> None:
     result = tickwire("quote", "btcusdt", "fx_seurusd", server=cli_server)
     assert result.returncode == 0, result.stderr
     header = result.stdout.splitlines()[1]
-    for name in ("Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low",
+    for name in ("Code", "Name", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low",
                  "Volume", "Time"):
         assert name in header
     rows = table_rows(result.stdout)
-    assert [r[0] for r in rows] == ["btcusdt", "fx_seurusd"]
-    assert float(rows[0][1]) > 0 and rows[0][3].endswith("%") and len(rows[0][9]) == 19
+    assert [r[:2] for r in rows] == [["btcusdt", "比特币"], ["fx_seurusd", "欧元美元"]]
+    assert float(rows[0][2]) > 0 and rows[0][4].endswith("%") and len(rows[0][10]) == 19
+
+
+def test_quote_shows_names_at_80_columns(cli_server: Server) -> None:
+    result = tickwire("quote", "btcusdt", "ethusdt", server=cli_server, columns=80)
+    assert result.returncode == 0, result.stderr
+    header = [c.strip() for c in result.stdout.splitlines()[1].strip("┃").split("┃")]
+    assert header[:4] == ["Code", "Name", "Price", "Change"]
+    rows = table_rows(result.stdout)
+    assert [r[:2] for r in rows] == [["btcusdt", "比特币"], ["ethusdt", "以太坊"]]
+    assert all(float(r[2]) > 0 for r in rows)
 
 
 def test_tables_fit_80_columns_and_come_whole_down_a_pipe(cli_server: Server) -> None:
@@ -118,11 +132,46 @@ def test_tables_fit_80_columns_and_come_whole_down_a_pipe(cli_server: Server) ->
         narrow = tickwire(*args, server=None if "--help" in args else cli_server,
                           columns=80)
         assert narrow.returncode == 0, narrow.stderr
-        assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
+        assert max(map(cell_len, narrow.stdout.splitlines())) <= 80, narrow.stdout
         assert "…" not in narrow.stdout
     piped = tickwire("quote", "btcusdt", server=cli_server, columns=None)
     assert [c.strip() for c in piped.stdout.splitlines()[1].strip("┃").split("┃")] == [
-        "Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low", "Volume", "Time"]
+        "Code", "Name", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low", "Volume",
+        "Time"]
+
+
+@pytest.fixture
+def lists_broken(cli_server: Server) -> Iterator[str]:
+    """The URL of a relay to `cli_server` that answers every symbol-list request with a
+    500 and passes the rest through."""
+
+    class Relay(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith(("/getCategory.php", "/getSymbolList.php")):
+                self.send_error(500)
+                return
+            with urllib.request.urlopen(cli_server.url + self.path, timeout=10) as answer:
+                body = answer.read()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay) as relay:
+        threading.Thread(target=relay.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{relay.server_address[1]}"
+        relay.shutdown()
+
+
+def test_quote_without_names_shows_empty_names(lists_broken: str) -> None:
+    result = tickwire("quote", "btcusdt", "--server", lists_broken)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    rows = table_rows(result.stdout)
+    assert [r[:2] for r in rows] == [["btcusdt", ""]] and float(rows[0][2]) > 0
 
 
 def test_quote_json_and_an_unknown_code(cli_server: Server) -> None:
@@ -258,15 +307,17 @@ def test_symbols_page_and_all(cli_server: Server) -> None:
 
 
 def test_watch_on_an_80_column_terminal_shows_a_live_table(cli_server: Server) -> None:
-    status, shown = in_terminal("watch", "btcusdt", "ethusdt", "--duration", "1.5",
+    status, shown = in_terminal("watch", "btcusdt", "ethusdt", "--duration", "3",
                                 "--server", cli_server.url)
     assert status == 0, shown
     lines = shown.splitlines()
-    assert max(map(len, lines)) <= 80 and "…" not in shown
+    assert max(map(cell_len, lines)) <= 80 and "…" not in shown
     rows = table_rows(shown)
     assert {r[0] for r in rows} == {"btcusdt", "ethusdt"}
-    assert all(float(r[1]) > 0 for r in rows if r[1] != "-")
-    assert any(r[0] == "btcusdt" and r[1] != "-" for r in rows)
+    assert all(float(r[2]) > 0 for r in rows if r[2] != "-")
+    assert any(r[0] == "btcusdt" and r[2] != "-" for r in rows)
+    assert {r[1] for r in rows} <= {"", "比特币", "以太坊"}
+    assert all(r[1] for r in rows[-2:])  # the last frame: the names came, within 3 s
     assert lines[-1].startswith("connected") and "updates" in lines[-1]
 
 

@@ -6,6 +6,10 @@ Nothing waits for long: every answer of the server (and the opening of a WebSock
 `--timeout` seconds, and a server that is not there fails the command at once. An unknown
 code is an error: the command names it and exits 1, after the output of the known codes
 for `quote`, before any for `watch` and `record`.
+
+The quote tables show each product's name, which quotes do not carry: it comes from the
+symbol lists (`AsyncClient.names`), asked alongside the quotes. A name that does not come
+in time leaves its cell empty; it never fails the command.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from tickwire.cli.terminal import (
     symbols_table,
     write_bars,
 )
-from tickwire.client import DEFAULT_HTTP_URL, AsyncClient, Event, Stream
-from tickwire.errors import UnknownCode
+from tickwire.client import DEFAULT_HTTP_URL, AsyncClient, Event, Quote, Stream
+from tickwire.errors import TickwireError, UnknownCode
 from tickwire.models import WINDOW
 from tickwire.wire import MAX_PAGE_SIZE, split_codes
 
@@ -69,6 +73,16 @@ def _print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+async def _names(client: AsyncClient, codes: list[str], timeout: float | None = None
+                 ) -> dict[str, str]:
+    """The names of `codes` if they come within `timeout` s; what the tables do without."""
+    try:
+        async with asyncio.timeout(timeout):  # no task of its own: cancelling this ends it
+            return await client.names(codes)
+    except (TimeoutError, TickwireError):
+        return {}
+
+
 class _Reporter:
     """Connection events as `tickwire: ...` lines on stderr (stdout carries the data), once
     the stream is up: a failure before that ends the command with a line of its own."""
@@ -91,16 +105,27 @@ def quote(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
 
     Example: tickwire quote btcusdt ethusdt --server 127.0.0.1:1008
     """
+    async def quotes(client: AsyncClient) -> tuple[list[Quote], UnknownCode | None]:
+        try:
+            return await client.quotes(codes), None
+        except UnknownCode as exc:
+            return exc.found, exc
+
     async def work() -> None:
+        names: dict[str, str] = {}
         async with _client(server, timeout) as client:
-            try:
-                found, unknown = await client.quotes(codes), None
-            except UnknownCode as exc:
-                found, unknown = exc.found, exc
+            if as_json:
+                found, unknown = await quotes(client)
+            else:  # the names at the same time: the slower of the two sets the pace
+                naming = asyncio.ensure_future(_names(client, split_codes(codes), timeout))
+                try:
+                    (found, unknown), names = await asyncio.gather(quotes(client), naming)
+                finally:
+                    naming.cancel()
         if as_json:
             _print_json([q.raw for q in found])
         elif found:
-            console().print(quotes_table(found))
+            console().print(quotes_table(found, names))
         if unknown is not None:
             raise unknown
 
@@ -216,9 +241,10 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
           timeout: TimeoutOption = DEFAULT_TIMEOUT) -> None:
     """Live quotes: a table, or a line per update through a pipe.
 
-    On a terminal, price changes flash and reconnects show below the table.
-    Piped or redirected (or with --json), each update is one line, and
-    reconnects go to stderr.
+    On a terminal, price changes flash and reconnects show below the table;
+    product names fill in once the symbol lists have given them. Piped or
+    redirected (or with --json), each update is one line, and reconnects go
+    to stderr.
 
     Example: tickwire watch btcusdt ethusdt | grep btcusdt
     """
@@ -235,7 +261,11 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
             await stream.ready()
             report.armed = True
             if live:
-                await _watch_table(stream, board, stop_at)
+                naming = asyncio.ensure_future(_fill_names(board, client))
+                try:
+                    await _watch_table(stream, board, stop_at)
+                finally:
+                    naming.cancel()
             else:
                 await _watch_lines(stream, wanted, as_json, stop_at)
 
@@ -245,6 +275,11 @@ def watch(codes: Annotated[list[str], typer.Argument(help="Product codes.")],
         if exc.exit_code == 130:  # Ctrl-C is how a watch ends
             raise typer.Exit(0) from None
         raise
+
+
+async def _fill_names(board: Board, client: AsyncClient) -> None:
+    """The board's product names, in the background while it shows quotes."""
+    board.names.update(await _names(client, board.codes))
 
 
 async def _watch_table(stream: Stream, board: Board, stop_at: float) -> None:

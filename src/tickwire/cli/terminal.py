@@ -7,13 +7,14 @@ import csv
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import msgspec
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
@@ -71,10 +72,13 @@ def parse_time(text: str, tz: str = SERVICE_TZ) -> int:
 
 # tables -----------------------------------------------------------------------------------
 
-QUOTE_COLUMNS = ("Code", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low",
+QUOTE_COLUMNS = ("Code", "Name", "Price", "Change", "Change %", "Bid", "Ask", "High", "Low",
                  "Volume", "Time")
-LEFT_OUT_WHEN_NARROW = ("High", "Low", "Bid", "Ask", "Volume", "Change")
-"""Quote columns left out, in this order, until a table fits the width (80 columns, say)."""
+LEFT_OUT_WHEN_NARROW = ("High", "Low", "Bid", "Ask", "Volume", "Time", "Change %", "Change")
+"""Quote columns left out, in this order, until a table fits the width: 80 columns keep
+Code, Name, Price and Change at least. Code, Name and Price are never left out; a Name too
+wide for what is left is cut short with an ellipsis instead."""
+_LEFT_ALIGNED = ("Code", "Name", "Time")
 
 Cells = dict[str, Text | str]
 """A quote table's row: the cell of each column."""
@@ -82,7 +86,8 @@ Cells = dict[str, Text | str]
 
 class QuoteTable:
     """Quotes, one row each, with as many columns as fit the width it is printed at: a
-    narrow terminal loses High, Low, Bid, Ask first, rather than getting every cell cut."""
+    narrow terminal loses High, Low, Bid, Ask first (`LEFT_OUT_WHEN_NARROW`), rather than
+    getting every cell cut."""
 
     def __init__(self, rows: Iterable[Cells]) -> None:
         self.rows = list(rows)
@@ -90,33 +95,40 @@ class QuoteTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         unbounded = options.update(width=10_000)
         columns = list(QUOTE_COLUMNS)
-        table = self._table(columns)
-        for name in LEFT_OUT_WHEN_NARROW:
-            if Measurement.get(console, unbounded, table).maximum <= options.max_width:
-                break
+        left_out = iter(LEFT_OUT_WHEN_NARROW)
+        while (excess := Measurement.get(console, unbounded, self._table(columns)).maximum
+               - options.max_width) > 0 and (name := next(left_out, None)) is not None:
             columns.remove(name)
-            table = self._table(columns)
-        yield table
+        if excess <= 0:
+            yield self._table(columns)
+            return
+        name_width = max([cell_len("Name"), *(cell_len(str(c["Name"])) for c in self.rows)])
+        yield self._table(columns, name_width=max(1, name_width - excess))
 
-    def _table(self, columns: list[str]) -> Table:
+    def _table(self, columns: list[str], name_width: int | None = None) -> Table:
         table = Table()
         for name in columns:
-            table.add_column(name, justify="left" if name in ("Code", "Time") else "right",
-                             no_wrap=True)
+            table.add_column(name, justify="left" if name in _LEFT_ALIGNED else "right",
+                             no_wrap=True, overflow="ellipsis",
+                             max_width=name_width if name == "Name" else None)
         for cells in self.rows:
             table.add_row(*(cells[name] for name in columns))
         return table
 
 
-def quote_cells(q: Quote) -> Cells:
-    return {"Code": q.code, "Price": num(q.price), "Change": signed(q.change),
+def quote_cells(q: Quote, name: str = "") -> Cells:
+    """A quote's row; `name` is the product's name, which quotes do not carry."""
+    return {"Code": q.code, "Name": name, "Price": num(q.price), "Change": signed(q.change),
             "Change %": signed(q.change_pct, "%"), "Bid": num(q.bid) if q.bid else "-",
             "Ask": num(q.ask) if q.ask else "-", "High": num(q.high), "Low": num(q.low),
             "Volume": num(q.volume), "Time": q.time}
 
 
-def quotes_table(quotes: Iterable[Quote]) -> QuoteTable:
-    return QuoteTable(quote_cells(q) for q in quotes)
+def quotes_table(quotes: Iterable[Quote], names: Mapping[str, str] | None = None
+                 ) -> QuoteTable:
+    """The quote table; a code missing from `names` gets an empty Name."""
+    known = names or {}
+    return QuoteTable(quote_cells(q, known.get(q.code, "")) for q in quotes)
 
 
 def quote_line(q: Quote, code_width: int = 0) -> str:
@@ -211,6 +223,8 @@ class Board:
 
     codes: list[str]
     rows: dict[str, _Row] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    """The product names known so far (they may come after the first quotes)."""
     status: str = "connecting..."
     status_style: str = "yellow"
     updates: int = 0
@@ -242,11 +256,12 @@ class Board:
         rows: list[Cells] = []
         for code in self.codes:
             row = self.rows.get(code)
+            name = self.names.get(code, "")
             if row is None:
                 rows.append({**dict.fromkeys(QUOTE_COLUMNS, "-"), "Code": code,
-                             "Time": "waiting"})
+                             "Name": name, "Time": "waiting"})
                 continue
-            cells = quote_cells(row.quote)
+            cells = quote_cells(row.quote, name)
             if row.flash_until > moment:
                 style = "bold white on dark_green" if row.flash_up else "bold white on red3"
                 cells["Price"] = Text(str(cells["Price"]), style=style)

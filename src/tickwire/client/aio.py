@@ -255,6 +255,29 @@ class AsyncClient:
                 break
         return found
 
+    async def names(self, codes: Iterable[str] | str) -> dict[str, str]:
+        """The product names of `codes` (a list, or one string with commas): `{code: name}`.
+
+        Quotes carry no names; the symbol lists do. This reads the categories, then each
+        category's symbol list page by page (100 a page), and stops as soon as every code
+        is found, so a few codes of the first categories cost a few requests; each request
+        keeps to the rate limits (2 lists a second by default). A code no list has is left
+        out of the answer, not an error.
+        """
+        wanted = set(split_codes(codes))
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
+        for category in await self.categories():
+            for page in range(1, MAX_PAGES):
+                batch = await self.symbols(category.id, page, MAX_PAGE_SIZE)
+                found.update((s.code, s.name) for s in batch.symbols if s.code in wanted)
+                if len(found) == len(wanted):
+                    return found
+                if not batch.symbols or page * MAX_PAGE_SIZE >= batch.total:
+                    break
+        return found
+
     # streaming -----------------------------------------------------------------------------
 
     def stream(self, codes: Iterable[str] | str = (), *, maxsize: int = 10_000) -> Stream:

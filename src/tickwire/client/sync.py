@@ -131,6 +131,9 @@ class Client:
     def all_symbols(self, category: str | int) -> list[Symbol]:
         return self._call(self.aio.all_symbols(category))
 
+    def names(self, codes: Iterable[str] | str) -> dict[str, str]:
+        return self._call(self.aio.names(_listed(codes)))
+
     def stream(self, codes: Iterable[str] | str = (), *, maxsize: int = 10_000) -> SyncStream:
         """Live quotes as a plain iterator: `for quote in client.stream(["btcusdt"])`."""
         wanted = codes if isinstance(codes, str) else list(codes)
