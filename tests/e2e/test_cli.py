@@ -307,7 +307,9 @@ def test_symbols_page_and_all(cli_server: Server) -> None:
 
 
 def test_watch_on_an_80_column_terminal_shows_a_live_table(cli_server: Server) -> None:
-    status, shown = in_terminal("watch", "btcusdt", "ethusdt", "--duration", "3",
+    # the names take about 1.5 s (five symbol-list requests at two a second): 8 s leaves a
+    # machine five times slower than usual room to show them
+    status, shown = in_terminal("watch", "btcusdt", "ethusdt", "--duration", "8",
                                 "--server", cli_server.url)
     assert status == 0, shown
     lines = shown.splitlines()
@@ -317,7 +319,7 @@ def test_watch_on_an_80_column_terminal_shows_a_live_table(cli_server: Server) -
     assert all(float(r[2]) > 0 for r in rows if r[2] != "-")
     assert any(r[0] == "btcusdt" and r[2] != "-" for r in rows)
     assert {r[1] for r in rows} <= {"", "比特币", "以太坊"}
-    assert all(r[1] for r in rows[-2:])  # the last frame: the names came, within 3 s
+    assert all(r[1] for r in rows[-2:])  # the last frame: the names came
     assert lines[-1].startswith("connected") and "updates" in lines[-1]
 
 
