@@ -9,14 +9,28 @@ WebSocket counts and rate limits are counted here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from tickwire.catalogue import Catalogue
 from tickwire.engine.base import AllowSnapshot, IngestStatus, Published, RateVerdict
 from tickwire.engine.ratelimit import SlidingWindow
 from tickwire.engine.sqlite import SqliteStore
+from tickwire.errors import TickwireError
 from tickwire.market import Market
+
+
+@contextlib.contextmanager
+def _stored(what: str) -> Iterator[None]:
+    """A store that cannot write (a full or read-only disk) is a 503 naming what was not
+    stored: the change is not in force, the caller may try again."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise TickwireError(f"{what} could not be stored ({exc}); nothing changed", 503) \
+            from None
 
 
 class MemoryEngine:
@@ -83,10 +97,12 @@ class MemoryEngine:
         return await asyncio.to_thread(self._store.allow_list)
 
     async def allow_add(self, cidr: str, note: str) -> AllowSnapshot:
-        return await asyncio.to_thread(self._store.allow_add, cidr, note)
+        with _stored("the allow-list change"):
+            return await asyncio.to_thread(self._store.allow_add, cidr, note)
 
     async def allow_remove(self, cidr: str) -> tuple[bool, AllowSnapshot]:
-        return await asyncio.to_thread(self._store.allow_remove, cidr)
+        with _stored("the allow-list change"):
+            return await asyncio.to_thread(self._store.allow_remove, cidr)
 
     async def ws_acquire(self, ip: str, cap: int) -> bool:
         count = self._ws_per_ip.get(ip, 0)
