@@ -199,7 +199,7 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
     ("[websocket]\nping_interval = 40\n", "websocket.ping_interval", "idle_timeout"),
     ("[[feeds]]\nrate = 0\n", "feeds[0].rate", "(0, 100000]"),
     ("feeds = []\n", "feeds", "at least one"),
-    ('[[feeds]]\nkind = "nosuch"\n', "feeds[0].kind", "one of: sim"),
+    ('[[feeds]]\nkind = "nosuch"\n', "feeds[0].kind", "one of: sim, replay"),
     ('[engine]\nkind = "nosuch"\n', "engine.kind", "memory"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, text: str, key: str, detail: str) -> None:

@@ -114,9 +114,27 @@ class SimFeedConfig(msgspec.Struct, tag="sim", tag_field="kind", forbid_unknown_
     """Products this feed drives (empty: all the catalogue's, less those of other feeds)."""
 
 
-FeedConfig = SimFeedConfig
-"""Every kind of feed, told apart by `kind` (a union once there are several; a new kind is a
-config class here and a module in `tickwire.feeds`)."""
+class ReplayFeedConfig(msgspec.Struct, tag="replay", tag_field="kind",
+                       forbid_unknown_fields=True):
+    """Recorded trades played through the server, their own time driving the K-lines."""
+
+    path: str
+    """A trades CSV file, a folder of them or a glob, read in name order. A file's header is
+    `time_ms,price,size,side` (`side` `buy` or `sell`: the aggressor) with an optional
+    `code` column."""
+    speed: float = 1.0
+    """1.0 plays in real time, 10 ten times faster, 0 as fast as it goes."""
+    loop: bool = False
+    """Play again from the start at the end, the times moved on by the data's span."""
+    category: str = "4"
+    """The category of products the catalogue lacks (precision read off the data)."""
+    code: str = ""
+    """The product of a file without a `code` column."""
+
+
+FeedConfig = SimFeedConfig | ReplayFeedConfig
+"""Every kind of feed, told apart by `kind`: a new kind is a config class here and a module
+in `tickwire.feeds`."""
 
 
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -182,6 +200,18 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
             continue
         key = rest[len(section) + 1:]
         raw.setdefault(section, {})[key] = _env_value(text)
+
+
+DEFAULT_FEED_KIND = "sim"
+"""The `kind` of a `[[feeds]]` table that names none."""
+
+
+def _default_feed_kind(raw: dict[str, Any]) -> None:
+    feeds = raw.get("feeds")
+    if isinstance(feeds, list):
+        for table in feeds:
+            if isinstance(table, dict):
+                table.setdefault("kind", DEFAULT_FEED_KIND)
 
 
 def _key_of(exc: msgspec.ValidationError) -> tuple[str, str]:
@@ -250,8 +280,13 @@ def _validate(config: Config) -> None:
     if not config.feeds:
         raise ConfigError("feeds: at least one feed is needed")
     for i, feed in enumerate(config.feeds):
-        if not 0 < feed.rate <= 100_000:
+        if isinstance(feed, SimFeedConfig) and not 0 < feed.rate <= 100_000:
             raise ConfigError(f"feeds[{i}].rate: must be in (0, 100000] updates per second")
+        if isinstance(feed, ReplayFeedConfig):
+            if not 0 <= feed.speed <= 1_000_000:
+                raise ConfigError(f"feeds[{i}].speed: must be in [0, 1000000] (0: at once)")
+            if not feed.path:
+                raise ConfigError(f"feeds[{i}].path: a file, a folder or a glob is needed")
 
 
 def load_config(
@@ -278,6 +313,7 @@ def load_config(
             continue
         section, key = dotted.split(".", 1)
         raw.setdefault(section, {})[key] = value
+    _default_feed_kind(raw)
     try:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:

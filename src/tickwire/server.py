@@ -23,7 +23,7 @@ from tickwire.engine.base import Engine
 from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.feeds.base import Feed
-from tickwire.feeds.factory import build_feeds
+from tickwire.feeds.factory import build_feeds, with_feed_products
 from tickwire.gateway.app import create_app
 from tickwire.gateway.lowlevel import JsonErrorAppRunner
 from tickwire.ingest.pipeline import Ingest
@@ -88,7 +88,7 @@ class Server:
 def build(config: Config, feeds: list[Feed] | None = None) -> Server:
     """Catalogue, feeds, market (restored from the store), engine, ingest and gateway.
     `feeds` replaces the configured ones (benchmarks and tests bring their own)."""
-    catalogue = load_products(config)
+    catalogue = with_feed_products(config.feeds, load_products(config))
     tz = TimeZone(config.server.timezone)
     market = Market(catalogue.products.values(), tz)
     if feeds is None:

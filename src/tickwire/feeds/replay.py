@@ -1,0 +1,220 @@
+"""Replay: recorded trades through the server at any speed, their own time driving the bars.
+
+A trades CSV has the header `time_ms,price,size,side` (`side` is `buy` or `sell`, the
+aggressor) and an optional `code` column; each line becomes one update at its own time. The
+feed's clock is the data's: bars close as the data's time passes them, quiet intervals
+inside trading hours get flat bars, and at the end of the data the products stop there: no
+bar is made up from the end of the data to now. A line that cannot be read, or whose time
+goes backwards, is skipped, counted and logged once per file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import glob
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tickwire.feeds.base import FeedState, Sink
+from tickwire.models import BUY, SELL, Update
+
+log = logging.getLogger("tickwire.feeds.replay")
+
+TRADES_COLUMNS = ("time_ms", "price", "size", "side")
+"""The columns every trades CSV has; a `code` column may come too."""
+_SIDES = {"buy": BUY, "sell": SELL}
+MAX_DECIMALS = 10
+"""The most decimals a replayed product's prices and sizes keep."""
+BATCH = 1_000
+"""Updates handed over at once (and between two looks at the event loop) at speed 0."""
+TICK = 0.02
+"""Seconds of played time handed over at once at a set speed."""
+
+
+class ReplayError(ValueError):
+    """Data that cannot be replayed at all: no such file, not a trades CSV."""
+
+
+def replay_files(path: str) -> list[Path]:
+    """The files of `path`: a file, the `*.csv` files of a folder, or a glob; name order."""
+    target = Path(path)
+    if target.is_file():
+        return [target]
+    files = sorted(target.glob("*.csv")) if target.is_dir() else \
+        sorted(Path(p) for p in glob.glob(path) if Path(p).is_file())
+    if not files:
+        raise ReplayError(f"no trades file at {path}")
+    return files
+
+
+def _decimals(text: str) -> int:
+    """Decimals a number is written with ("0.00134500" has 6 that count; "1e-5": 8)."""
+    if "e" in text.lower():
+        return 8
+    fraction = text.strip().partition(".")[2]
+    return min(len(fraction.rstrip("0")), MAX_DECIMALS)
+
+
+@dataclass
+class DataShape:
+    """What a pass over the data learnt: its products and how many decimals each uses."""
+
+    price_decimals: dict[str, int] = field(default_factory=dict)
+    size_decimals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def codes(self) -> list[str]:
+        return list(self.price_decimals)
+
+
+@dataclass
+class Skipped:
+    """Lines left out of a file, and why the first was."""
+
+    count: int = 0
+    first: str = ""
+
+
+class TradesCsv:
+    """One trades CSV: its updates in order, lines that cannot be used skipped."""
+
+    def __init__(self, path: Path, default_code: str) -> None:
+        self.path = path
+        self.default_code = default_code
+        self.skipped = Skipped()
+
+    def _rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        try:
+            handle = self.path.open(newline="", encoding="utf-8")
+        except OSError as exc:
+            raise ReplayError(f"{self.path}: {exc.strerror or exc}") from None
+        with handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            if not set(TRADES_COLUMNS) <= set(columns):
+                raise ReplayError(f"{self.path}: the header must have "
+                                  f"{','.join(TRADES_COLUMNS)} (and may have code); "
+                                  f"it has {','.join(columns)[:200]!r}")
+            if "code" not in columns and not self.default_code:
+                raise ReplayError(f"{self.path}: no code column, and the feed names no code")
+            yield from enumerate(reader, start=2)
+
+    def shape(self, into: DataShape) -> None:
+        """Note the products and decimals of this file in `into`."""
+        for _, row in self._rows():
+            code = row.get("code") or self.default_code
+            try:
+                price, size = row["price"], row["size"]
+                float(price), float(size)
+            except (TypeError, ValueError):
+                continue
+            into.price_decimals[code] = max(into.price_decimals.get(code, 0), _decimals(price))
+            into.size_decimals[code] = max(into.size_decimals.get(code, 0), _decimals(size))
+
+    def updates(self, shift_ms: int = 0) -> Iterator[Update]:
+        """The file's trades as updates, `shift_ms` later than written."""
+        latest = -2**63
+        for line, row in self._rows():
+            try:
+                ts = int(row["time_ms"]) + shift_ms
+                price, size = float(row["price"]), float(row["size"])
+                side = _SIDES[(row["side"] or "").strip().lower()]
+            except (TypeError, ValueError, KeyError):
+                self.skip(line, "a line that is not time_ms,price,size,side")
+                continue
+            if ts < latest:
+                self.skip(line, "a time earlier than the line before")
+                continue
+            latest = ts
+            yield Update(row.get("code") or self.default_code, ts, price, None, None,
+                         [(price, size, side)])
+
+    def skip(self, line: int, why: str) -> None:
+        """Count a line left out; the first of a file is logged."""
+        if not self.skipped.count:
+            self.skipped.first = f"line {line}: {why}"
+            log.warning("replay skips a line", extra={"file": str(self.path), "line": line,
+                                                      "why": why})
+        self.skipped.count += 1
+
+
+def shape_of(files: list[Path], default_code: str) -> DataShape:
+    shape = DataShape()
+    for path in files:
+        TradesCsv(path, default_code).shape(shape)
+    return shape
+
+
+class ReplayFeed:
+    """Plays trades files at `speed` (0: as fast as it goes), once or in a loop."""
+
+    def __init__(self, files: list[Path], codes: list[str], default_code: str = "",
+                 speed: float = 1.0, loop: bool = False, name: str = "replay") -> None:
+        self.name = name
+        self.codes = codes
+        self.files = files
+        self.default_code = default_code
+        self.speed = speed
+        self.loop = loop
+        self.state = FeedState.CONNECTING
+        self.updates = 0
+        self.skipped = 0
+        self.event_time = 0
+        """The data's time played up to (ms)."""
+        self.rounds = 0
+
+    def status(self) -> dict[str, object]:
+        return {"kind": "replay", "files": len(self.files), "speed": self.speed,
+                "updates": self.updates, "skipped": self.skipped,
+                "event_time_ms": self.event_time, "rounds": self.rounds}
+
+    async def run(self, sink: Sink) -> None:
+        self.state = FeedState.LIVE
+        shift = 0
+        while True:
+            first, last = await self._play(sink, shift)
+            self.rounds += 1
+            if not self.loop or last < first:
+                return
+            shift += last - first + 1
+
+    async def _play(self, sink: Sink, shift: int) -> tuple[int, int]:
+        """One pass over the files; the first and last times played (ms)."""
+        first = last = -1
+        batch: list[Update] = []
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for path in self.files:
+            source = TradesCsv(path, self.default_code)
+            for update in source.updates(shift):
+                if first < 0:
+                    first = update.ts
+                if update.ts < last:  # a file earlier than the one before it
+                    source.skip(0, "a time earlier than the file before")
+                    continue
+                batch.append(update)
+                last = update.ts
+                if self.speed == 0:
+                    if len(batch) >= BATCH:
+                        await self._hand_over(sink, batch)
+                        batch = []
+                    continue
+                due = began + (update.ts - first) / 1000 / self.speed
+                if due - loop.time() > TICK:
+                    await self._hand_over(sink, batch[:-1])
+                    batch = batch[-1:]
+                    await asyncio.sleep(due - loop.time())
+            self.skipped += source.skipped.count
+        await self._hand_over(sink, batch)
+        return first, last
+
+    async def _hand_over(self, sink: Sink, batch: list[Update]) -> None:
+        if batch:
+            sink.publish(batch)
+            self.event_time = batch[-1].ts
+            sink.advance(self.event_time)
+            self.updates += len(batch)
+        await asyncio.sleep(0)  # let the server serve between batches

@@ -1,0 +1,60 @@
+"""Replay's parts: which files, what they hold, and pacing at a set speed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ingest.test_pipeline import make_ingest
+from tickwire.feeds.base import FeedState
+from tickwire.feeds.replay import ReplayError, ReplayFeed, replay_files, shape_of
+
+HEADER = "time_ms,price,size,side\n"
+
+
+def write(path: Path, lines: list[str], header: str = HEADER) -> Path:
+    path.write_text(header + "".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_a_file_a_folder_or_a_glob_in_name_order(tmp_path: Path) -> None:
+    b = write(tmp_path / "b.csv", [])
+    a = write(tmp_path / "a.csv", [])
+    (tmp_path / "notes.txt").write_text("x")
+    assert replay_files(str(a)) == [a]
+    assert replay_files(str(tmp_path)) == [a, b]
+    assert replay_files(str(tmp_path / "*.csv")) == [a, b]
+    with pytest.raises(ReplayError, match="no trades file at"):
+        replay_files(str(tmp_path / "nothing*.csv"))
+
+
+def test_the_data_says_its_products_and_decimals(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", ["1,0.00134500,12.5,buy,xrpeth",
+                                      "2,0.0013,3,sell,ethbtc", "3,0.05,1.25,buy,ethbtc"],
+                 header="time_ms,price,size,side,code\n")
+    shape = shape_of([path], "")
+    assert shape.codes == ["xrpeth", "ethbtc"]
+    assert shape.price_decimals == {"xrpeth": 6, "ethbtc": 4}
+    assert shape.size_decimals == {"xrpeth": 1, "ethbtc": 2}
+
+
+async def test_a_set_speed_paces_by_the_datas_own_time(tmp_path: Path) -> None:
+    """A minute of trades at speed 60 takes about a second (a loose bound, not a benchmark)."""
+    start = 1_700_000_000_000
+    path = write(tmp_path / "t.csv", [f"{start + i * 1000},{100 + i % 7},1,buy"
+                                      for i in range(61)])
+    ingest = make_ingest(tmp_path, ["btcusdt"])
+    feed = ReplayFeed([path], ["btcusdt"], "btcusdt", speed=60)
+    began = time.monotonic()
+    await asyncio.wait_for(feed.run(ingest.sink(["btcusdt"])), 30)
+    took = time.monotonic() - began
+    assert 0.9 <= took < 10, took
+    assert feed.updates == 61 and feed.event_time == start + 60_000
+    series = ingest.market.products["btcusdt"].series["1m"]
+    assert series.builder.forming() is not None
+    assert feed.state is FeedState.LIVE  # the supervisor marks it finished when run returns
+    ingest.writer.close()
+    ingest.store.close()
