@@ -58,3 +58,22 @@ async def test_a_set_speed_paces_by_the_datas_own_time(tmp_path: Path) -> None:
     assert feed.state is FeedState.LIVE  # the supervisor marks it finished when run returns
     ingest.writer.close()
     ingest.store.close()
+
+
+async def test_a_loop_plays_again_with_the_times_moved_on(tmp_path: Path) -> None:
+    start = 1_700_000_000_000
+    path = write(tmp_path / "t.csv", [f"{start + i * 30_000},{100 + i},1,buy" for i in range(5)])
+    ingest = make_ingest(tmp_path, ["btcusdt"])
+    feed = ReplayFeed([path], ["btcusdt"], "btcusdt", speed=0, loop=True)
+    task = asyncio.create_task(feed.run(ingest.sink(["btcusdt"])))
+    while feed.rounds < 3:
+        await asyncio.sleep(0.001)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    span = 4 * 30_000 + 1
+    assert feed.event_time >= start + 4 * 30_000 + 2 * span  # the third round's times
+    bars = [row for _, row in ingest.market.products["btcusdt"].series["1m"].recent]
+    assert [b[0] for b in bars] == sorted(b[0] for b in bars)  # later rounds are not late
+    assert feed.updates >= 15
+    ingest.writer.close()
+    ingest.store.close()
