@@ -109,7 +109,8 @@ class SimFeedConfig(msgspec.Struct, tag="sim", tag_field="kind", forbid_unknown_
     rate: float = 5.0
     """Updates per product per second."""
     history: bool = True
-    """Fill plausible history into an empty store on first start."""
+    """Fill plausible history where the store has none (every product on a first start, a
+    product added since), at every start."""
     codes: list[str] = []
     """Products this feed drives (empty: all the catalogue's, less those of other feeds)."""
 
@@ -153,8 +154,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     websocket: WebSocketConfig = msgspec.field(default_factory=WebSocketConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
     feeds: list[FeedConfig] = msgspec.field(default_factory=lambda: [SimFeedConfig()])
-    """The feeds, one `[[feeds]]` table each, told apart by `kind`; each product is driven by
-    one feed."""
+    """The feeds, one `[[feeds]]` table each, told apart by `kind` (`sim` when a table names
+    none); each product is driven by one feed."""
     products: list[Product] = []
     """Products added to the catalogue, one `[[products]]` table each, with the keys of the
     catalogue's products (a code the catalogue has replaces its product)."""
