@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 import tomli_w
 
+from tickwire.client.urls import http_url, ws_url
 from tickwire.models import Product
 
 
@@ -117,12 +118,14 @@ class SimFeedConfig(msgspec.Struct, tag="sim", tag_field="kind", forbid_unknown_
 
 class ReplayFeedConfig(msgspec.Struct, tag="replay", tag_field="kind",
                        forbid_unknown_fields=True):
-    """Recorded trades played through the server, their own time driving the K-lines."""
+    """Recorded trades or quotes played through the server, their own time driving the
+    K-lines."""
 
     path: str
-    """A trades CSV file, a folder of them or a glob, read in name order. A file's header is
+    """A file, a folder or a glob, read in name order. Trades CSV (`*.csv`): the header
     `time_ms,price,size,side` (`side` `buy` or `sell`: the aggressor) with an optional
-    `code` column."""
+    `code` column. Quote bodies (`*.jsonl`, `*.jsonl.gz`): the files of `[record]`, or the
+    output of `tickwire record`."""
     speed: float = 1.0
     """1.0 plays in real time, 10 ten times faster, 0 as fast as it goes."""
     loop: bool = False
@@ -130,10 +133,30 @@ class ReplayFeedConfig(msgspec.Struct, tag="replay", tag_field="kind",
     category: str = "4"
     """The category of products the catalogue lacks (precision read off the data)."""
     code: str = ""
-    """The product of a file without a `code` column."""
+    """The product of a trades CSV without a `code` column."""
 
 
-FeedConfig = SimFeedConfig | ReplayFeedConfig
+MAX_UPSTREAM_CONNECTIONS = 6
+"""The most WebSockets one address may hold at the vendor (PROTOCOL 2): a relay never opens
+more."""
+
+
+class RelayFeedConfig(msgspec.Struct, tag="relay", tag_field="kind",
+                      forbid_unknown_fields=True):
+    """Another server of this protocol (the vendor, or another tickwire) relayed: its quotes
+    pushed to any number of local clients, its K-lines kept beyond its windows."""
+
+    http_url: str
+    """The upstream's HTTP address, e.g. `http://vendor.example:1008`."""
+    ws_url: str = ""
+    """The upstream's WebSocket address (empty: `/ws` on the HTTP address)."""
+    codes: list[str] | Literal["all"] = "all"
+    """The products relayed: a list of codes, or "all" of the upstream's symbol lists."""
+    connections: int = 1
+    """Upstream WebSockets the codes are spread over (1 to 6)."""
+
+
+FeedConfig = SimFeedConfig | ReplayFeedConfig | RelayFeedConfig
 """Every kind of feed, told apart by `kind`: a new kind is a config class here and a module
 in `tickwire.feeds`."""
 
@@ -288,6 +311,22 @@ def _validate(config: Config) -> None:
                 raise ConfigError(f"feeds[{i}].speed: must be in [0, 1000000] (0: at once)")
             if not feed.path:
                 raise ConfigError(f"feeds[{i}].path: a file, a folder or a glob is needed")
+        if isinstance(feed, RelayFeedConfig):
+            _validate_relay(i, feed)
+
+
+def _validate_relay(i: int, feed: RelayFeedConfig) -> None:
+    for key, check, value in (("http_url", http_url, feed.http_url),
+                              ("ws_url", ws_url, feed.ws_url)):
+        if key == "http_url" or value:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise ConfigError(f"feeds[{i}].{key}: {exc}") from None
+    if not 1 <= feed.connections <= MAX_UPSTREAM_CONNECTIONS:
+        raise ConfigError(f"feeds[{i}].connections: must be 1 to {MAX_UPSTREAM_CONNECTIONS}")
+    if isinstance(feed.codes, list) and not feed.codes:
+        raise ConfigError(f"feeds[{i}].codes: a list of codes, or \"all\"")
 
 
 def load_config(

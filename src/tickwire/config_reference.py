@@ -18,6 +18,7 @@ import itertools
 import json
 import sys
 import textwrap
+import types
 import typing
 from typing import Any, Literal
 
@@ -105,6 +106,8 @@ def type_name(hint: Any, plural: bool = False) -> str:
         return "one of " + ", ".join(f"`{_toml_value(v)}`" for v in typing.get_args(hint))
     if origin is list:
         return "list of " + type_name(typing.get_args(hint)[0], plural=True)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(part, plural) for part in typing.get_args(hint))
     if hint not in _TYPE_NAMES:
         raise TypeError(f"the reference has no name for the type {hint!r}")
     return _TYPE_NAMES[hint][plural]

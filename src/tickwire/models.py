@@ -59,13 +59,27 @@ class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A daily price limit around the last close, a fraction of it (0: none)."""
 
 
+class Verbatim(msgspec.Struct, array_like=True):
+    """A quote as its source wrote it (a relayed push, a recorded body): served byte for
+    byte, its day statistics taken as they are rather than worked out here."""
+
+    body: bytes
+    open: float
+    high: float
+    low: float
+    last_close: float
+    volume: float
+    last_size: float
+
+
 class Update(msgspec.Struct, array_like=True):
     """A normalized market event from a feed, at its own event time.
 
     `price` is the last price; None for an update that carries only a book or trades, which
     leaves the price, the day's statistics and the K-lines as they are. `bids`/`asks` are
     the top of the book, best first, as (price, volume); None keeps the previous book.
-    `trades` are (price, size, direction) that happened at `ts`.
+    `trades` are (price, size, direction) that happened at `ts`. `verbatim` is the quote
+    as the source wrote it, when there is one: it is what clients get.
     """
 
     code: str
@@ -74,6 +88,7 @@ class Update(msgspec.Struct, array_like=True):
     bids: list[tuple[float, float]] | None = None
     asks: list[tuple[float, float]] | None = None
     trades: list[tuple[float, float, int]] = []
+    verbatim: Verbatim | None = None
 
 
 def num(value: float, decimals: int) -> float | int:

@@ -45,6 +45,13 @@ def load_products(config: Config, now: datetime | None = None) -> Catalogue:
     return catalogue.dated(today.strftime("%y%m"))
 
 
+def feed_catalogue(config: Config) -> Catalogue:
+    """The catalogue the server serves: `load_products` with what the feeds bring (see
+    `with_feed_products`; a relay asks its upstream)."""
+    return with_feed_products(config.feeds, load_products(config), config.data_path,
+                              frozenset(p.code for p in config.products))
+
+
 def build_engine(config: Config, catalogue: Catalogue, market: Market,
                  store: SqliteStore) -> Engine:
     """The one place that picks the engine (`[engine] kind`)."""
@@ -88,12 +95,12 @@ class Server:
 def build(config: Config, feeds: list[Feed] | None = None) -> Server:
     """Catalogue, feeds, market (restored from the store), engine, ingest and gateway.
     `feeds` replaces the configured ones (benchmarks and tests bring their own)."""
-    catalogue = with_feed_products(config.feeds, load_products(config))
+    catalogue = feed_catalogue(config)
     tz = TimeZone(config.server.timezone)
     market = Market(catalogue.products.values(), tz)
     if feeds is None:
         feeds = build_feeds(config.feeds, catalogue, tz,
-                            lambda code: market.products[code].hours)
+                            lambda code: market.products[code].hours, config.data_path)
     lock = DataDirLock(config.data_path)
     lock.acquire(f"serving {config.server.host}:{config.server.port}")
     try:

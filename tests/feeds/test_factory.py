@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tickwire.catalogue import load_catalogue
@@ -12,6 +14,7 @@ from tickwire.market.clock import TimeZone
 from tickwire.market.hours import TradingHours
 
 CATALOGUE = load_catalogue(None)
+NOWHERE = Path("/nonexistent-data-dir")  # no relay here: the data dir is never used
 TZ = TimeZone("Asia/Shanghai")
 
 
@@ -20,7 +23,8 @@ def hours(code: str) -> TradingHours:
 
 
 def test_a_feed_without_codes_takes_every_product_no_other_feed_names() -> None:
-    split = claims([SimFeedConfig(), SimFeedConfig(codes=["btcusdt", "ethusdt"])], CATALOGUE)
+    split = claims([SimFeedConfig(), SimFeedConfig(codes=["btcusdt", "ethusdt"])], CATALOGUE,
+                   NOWHERE)
     assert split[1] == ["btcusdt", "ethusdt"]
     assert set(split[0]) == set(CATALOGUE.products) - {"btcusdt", "ethusdt"}
 
@@ -34,15 +38,15 @@ def test_a_feed_without_codes_takes_every_product_no_other_feed_names() -> None:
 def test_overlapping_or_unknown_claims_are_config_errors(configs: list[SimFeedConfig],
                                                          message: str) -> None:
     with pytest.raises(ConfigError) as info:
-        claims(configs, CATALOGUE)
+        claims(configs, CATALOGUE, NOWHERE)
     assert message in str(info.value)
 
 
 def test_build_feeds_names_each_feed_and_starts_connecting() -> None:
     feeds = build_feeds([SimFeedConfig(codes=["btcusdt"]), SimFeedConfig(rate=1.0)],
-                        CATALOGUE, TZ, hours)
+                        CATALOGUE, TZ, hours, NOWHERE)
     assert [f.name for f in feeds] == ["sim-0", "sim-1"]
     assert feeds[0].codes == ["btcusdt"] and "btcusdt" not in feeds[1].codes
     assert all(f.state is FeedState.CONNECTING for f in feeds)
-    only = build_feeds([SimFeedConfig()], CATALOGUE, TZ, hours)
+    only = build_feeds([SimFeedConfig()], CATALOGUE, TZ, hours, NOWHERE)
     assert only[0].name == "sim" and len(only[0].codes) == len(CATALOGUE.products)

@@ -69,10 +69,10 @@ def printable(settings: Config) -> dict[str, Any]:
 def _check(settings: Config) -> None:
     """What `serve` checks before it starts, beyond the keys: the catalogue with the config's
     products, their trading hours, and which feed drives which product."""
-    from tickwire.feeds.factory import claims, with_feed_products
+    from tickwire.feeds.factory import claims
     from tickwire.market import Market, TimeZone
-    from tickwire.server import load_products
+    from tickwire.server import feed_catalogue
 
-    catalogue = with_feed_products(settings.feeds, load_products(settings))
+    catalogue = feed_catalogue(settings)
     Market(catalogue.products.values(), TimeZone(settings.server.timezone))
-    claims(settings.feeds, catalogue)
+    claims(settings.feeds, catalogue, settings.data_path)

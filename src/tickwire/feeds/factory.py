@@ -6,14 +6,28 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
 from tickwire.catalogue import Catalogue
-from tickwire.config import ConfigError, FeedConfig, ReplayFeedConfig, SimFeedConfig
+from tickwire.config import (
+    ConfigError,
+    FeedConfig,
+    RelayFeedConfig,
+    ReplayFeedConfig,
+    SimFeedConfig,
+)
 from tickwire.feeds.base import Feed
+from tickwire.feeds.relay import RelayFeed
 from tickwire.feeds.replay import DataShape, ReplayError, ReplayFeed, replay_files, shape_of
 from tickwire.feeds.sim import SimFeed
+from tickwire.feeds.upstream import Listing, listing
 from tickwire.market.clock import TimeZone
 from tickwire.market.hours import TradingHours
-from tickwire.models import Product
+from tickwire.models import Category, Product
+
+RELAY_DECIMALS = 8
+"""Decimals kept of the prices and volumes of a relayed product the catalogue lacks: the
+upstream's numbers pass through unchanged up to this many."""
 
 
 @functools.cache
@@ -23,6 +37,67 @@ def _replayed(path: str, code: str) -> tuple[tuple[str, ...], DataShape]:
     return tuple(str(f) for f in files), shape_of(files, code)
 
 
+@functools.cache
+def _listed(http_url: str, data_dir: Path) -> Listing:
+    """An upstream's lists, asked once per process."""
+    return listing(http_url, data_dir)
+
+
+def _relayed(i: int, config: RelayFeedConfig, data_dir: Path) -> list[tuple[str, str, str]]:
+    """(code, name, category) of each product a relay drives."""
+    listed = {p.code: p for p in _listed(config.http_url, data_dir).products}
+    if config.codes == "all":
+        return [(p.code, p.name, p.category) for p in listed.values()]
+    missing = [code for code in config.codes if code not in listed]
+    if missing:
+        raise ConfigError(f"feeds[{i}].codes: {config.http_url} does not list "
+                          f"{', '.join(map(repr, missing[:5]))}")
+    return [(listed[c].code, listed[c].name, listed[c].category) for c in config.codes]
+
+
+def with_feed_products(configs: list[FeedConfig], catalogue: Catalogue, data_dir: Path,
+                       pinned: frozenset[str] = frozenset()) -> Catalogue:
+    """The catalogue with the products the feeds bring:
+    - a replay's that it lacks, in the replay's `category`, named by their code, 24/7,
+      their precision read off the data;
+    - a relay's as its upstream lists them: the upstream's names and categories over the
+      catalogue's product of the code (its hours, its precision), or a 24/7 product of
+      `RELAY_DECIMALS`; a code `pinned` by `[[products]]` stays as configured;
+    - and when no simulator takes every product left over, only the products some feed
+      drives (a relay of the vendor serves the vendor's list, nothing else).
+    """
+    extra: dict[str, Product] = {}
+    categories = {c.id: c for c in catalogue.categories}
+    if all(isinstance(c, RelayFeedConfig) for c in configs):
+        categories = {}  # a relay and nothing else: the upstream's categories, in its order
+    for i, config in enumerate(configs):
+        if isinstance(config, ReplayFeedConfig):
+            if config.category not in catalogue.by_category:
+                raise ConfigError(f"feeds[{i}].category: unknown category {config.category!r}")
+            _, shape = _replay_data(i, config)
+            for code in shape.codes:
+                if code not in catalogue.products:
+                    extra[code] = Product(code=code, name=code, category=config.category,
+                                          precision=shape.price_decimals[code],
+                                          volume_precision=shape.size_decimals[code])
+        elif isinstance(config, RelayFeedConfig):
+            for listed in _listed(config.http_url, data_dir).categories:
+                categories[listed.id] = Category(listed.id, listed.name)
+            for code, name, category in _relayed(i, config, data_dir):
+                if code in pinned:
+                    continue
+                known = catalogue.products.get(code)
+                extra[code] = msgspec.structs.replace(known, name=name, category=category) \
+                    if known else Product(code=code, name=name, category=category,
+                                          precision=RELAY_DECIMALS,
+                                          volume_precision=RELAY_DECIMALS, depth=5)
+    merged = catalogue.with_products(list(extra.values()), list(categories.values()))
+    if any(isinstance(c, SimFeedConfig) and not c.codes for c in configs):
+        return merged
+    driven = {code for codes in claims(configs, merged, data_dir) for code in codes}
+    return merged.only(driven)
+
+
 def _replay_data(i: int, config: ReplayFeedConfig) -> tuple[tuple[str, ...], DataShape]:
     try:
         return _replayed(config.path, config.code)
@@ -30,36 +105,20 @@ def _replay_data(i: int, config: ReplayFeedConfig) -> tuple[tuple[str, ...], Dat
         raise ConfigError(f"feeds[{i}].path: {exc}") from None
 
 
-def with_feed_products(configs: list[FeedConfig], catalogue: Catalogue) -> Catalogue:
-    """The catalogue with the products replays bring that it lacks (in the replay's
-    `category`, named by their code, 24/7, their precision read off the data)."""
-    extra: dict[str, Product] = {}
-    for i, config in enumerate(configs):
-        if not isinstance(config, ReplayFeedConfig):
-            continue
-        if config.category not in catalogue.by_category:
-            raise ConfigError(f"feeds[{i}].category: unknown category {config.category!r}")
-        _, shape = _replay_data(i, config)
-        for code in shape.codes:
-            if code not in catalogue.products:
-                extra[code] = Product(code=code, name=code, category=config.category,
-                                      precision=shape.price_decimals[code],
-                                      volume_precision=shape.size_decimals[code])
-    return catalogue.with_products(list(extra.values())) if extra else catalogue
-
-
-def _named(i: int, config: FeedConfig) -> list[str]:
+def _named(i: int, config: FeedConfig, data_dir: Path) -> list[str]:
     """The codes a feed names itself (none: a simulator of every product left over)."""
     if isinstance(config, ReplayFeedConfig):
         return _replay_data(i, config)[1].codes
+    if isinstance(config, RelayFeedConfig):
+        return [code for code, _, _ in _relayed(i, config, data_dir)]
     return list(config.codes)
 
 
-def claims(configs: list[FeedConfig], catalogue: Catalogue) -> list[list[str]]:
+def claims(configs: list[FeedConfig], catalogue: Catalogue, data_dir: Path) -> list[list[str]]:
     """The codes each feed drives: the codes it names, or for a simulator without `codes`
     every product no other feed names. A code two feeds would drive, or one the catalogue
     lacks, is a `ConfigError`."""
-    named = [_named(i, config) for i, config in enumerate(configs)]
+    named = [_named(i, config, data_dir) for i, config in enumerate(configs)]
     owner: dict[str, int] = {}
     for i, codes in enumerate(named):
         for code in codes:
@@ -80,11 +139,12 @@ def claims(configs: list[FeedConfig], catalogue: Catalogue) -> list[list[str]]:
 
 
 def build_feeds(configs: list[FeedConfig], catalogue: Catalogue, tz: TimeZone,
-                hours: Callable[[str], TradingHours]) -> list[Feed]:
+                hours: Callable[[str], TradingHours], data_dir: Path) -> list[Feed]:
     """The feeds of `configs` over `catalogue` (`with_feed_products` of it); `hours` gives
     each product's trading hours."""
     feeds: list[Feed] = []
-    for i, (config, codes) in enumerate(zip(configs, claims(configs, catalogue), strict=True)):
+    claimed = claims(configs, catalogue, data_dir)
+    for i, (config, codes) in enumerate(zip(configs, claimed, strict=True)):
         name = f"{config.__struct_config__.tag}-{i}" if len(configs) > 1 else \
             str(config.__struct_config__.tag)
         feeds.append(_build(i, config, codes, catalogue, tz, hours, name))
@@ -97,6 +157,8 @@ def _build(i: int, config: FeedConfig, codes: list[str], catalogue: Catalogue, t
         products = [catalogue.products[code] for code in codes]
         return SimFeed(products, hours, tz, seed=config.seed, rate=config.rate,
                        history=config.history, name=name)
+    if isinstance(config, RelayFeedConfig):
+        return RelayFeed(config, codes, tz, name=name)
     files, _ = _replay_data(i, config)
     return ReplayFeed([Path(f) for f in files], codes, config.code, speed=config.speed,
                       loop=config.loop, name=name)

@@ -105,6 +105,7 @@ async def rate_limits(request: web.Request, handler: Handler) -> web.StreamRespo
     if rule is None or request.match_info.http_exception is not None:  # e.g. a 405
         return await handler(request)
     gateway = request.app[GATEWAY]
+    gateway.requests[request.path] += 1
     named = rule.keys(request, gateway)
     if named:
         limit: int = getattr(gateway.config.limits, rule.limit)

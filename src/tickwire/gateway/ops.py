@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from tickwire.engine.base import IngestStatus
 from tickwire.gateway.guards import is_websocket
+from tickwire.gateway.http import RULES
 from tickwire.gateway.responses import json_response
 from tickwire.gateway.state import GATEWAY, Gateway
 from tickwire.gateway.ws import websocket
@@ -87,6 +88,11 @@ class _Collector:
         for kind in REFUSAL_KINDS:
             refused.add_metric([kind], gateway.refusals.counts[kind])
         yield refused
+        requests = CounterMetricFamily("tickwire_requests", "Requests of each protocol path, "
+                                       "rate limited or not", labels=["path"])
+        for path in RULES:
+            requests.add_metric([path.lstrip("/")], gateway.requests[path])
+        yield requests
         if ingest is None:
             return
         yield CounterMetricFamily("tickwire_updates", "Feed updates received",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -24,6 +25,8 @@ class Gateway:
     refusals: Refusals
     allow_list: AllowList
     trusted_proxies: list[Network]
+    requests: Counter[str] = field(default_factory=Counter)
+    """Requests of each protocol path answered or refused by its rate limit (/metrics)."""
 
     def known(self, code: str) -> bool:
         return code in self.engine.catalogue().products

@@ -277,6 +277,23 @@ class BarSeries:
         self.recent.append((row[OPEN_MS], row))
         self._unencoded += 1
 
+    def merge(self, rows: list[BarRow]) -> None:
+        """Keep finished bars, oldest first, that may overlap the kept ones: a bar of the
+        same open time replaces the kept one (an upstream's bar over one built here)."""
+        recent = self.recent
+        if not rows:
+            return
+        if not recent or rows[0][OPEN_MS] > recent[-1][0]:
+            for row in rows:
+                self.keep(row)
+            return
+        entries: dict[int, bytes | BarRow] = dict(recent)
+        for row in rows:
+            entries[row[OPEN_MS]] = row
+        recent.clear()
+        recent.extend(sorted(entries.items())[-(recent.maxlen or 0):])
+        self._unencoded = len(recent)  # some are rows again: encode where needed
+
     def encode(self, row: BarRow) -> bytes:
         return encode_bar(row, self._tz, self._decimals, self._vdec)
 
@@ -284,8 +301,7 @@ class BarSeries:
         recent = self.recent
         rows = [recent.pop() for _ in range(min(self._unencoded, len(recent)))]
         for start, row in reversed(rows):
-            assert not isinstance(row, bytes)
-            recent.append((start, self.encode(row)))
+            recent.append((start, row if isinstance(row, bytes) else self.encode(row)))
         self._unencoded = 0
 
     def newest(self, rows: int, end_ms: int | None = None) -> tuple[list[bytes], bool]:

@@ -15,7 +15,7 @@ import msgspec
 
 from tickwire.market.bars import volume_units
 from tickwire.market.clock import TimeZone
-from tickwire.models import Product, Update, num
+from tickwire.models import Product, Update, Verbatim, num
 
 RECENT_TRADES = 5
 """How many recent trades a quote's `BS` carries, newest first."""
@@ -247,6 +247,16 @@ class QuoteState:
             self._volume_units = total = total + units
             stats.volume = total / self._volume_scale
         return price, traded, units
+
+    def adopt(self, verbatim: Verbatim) -> None:
+        """Take the day's statistics as the source's quote states them (after `apply` of
+        the same update): a relayed or replayed quote is the source's, not one worked out
+        from the part of the day seen here."""
+        stats = self.stats
+        stats.open, stats.high, stats.low = verbatim.open, verbatim.high, verbatim.low
+        stats.last_close, stats.last_size = verbatim.last_close, verbatim.last_size
+        stats.volume = verbatim.volume
+        self._volume_units = volume_units(verbatim.volume, self._volume_scale)
 
     def _apply_unpriced_trades(self, update: Update) -> None:
         """Trades of an update without a price: shown in `BS` (with `lastSize`), not counted

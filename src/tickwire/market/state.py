@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tickwire.catalogue import CatalogueError
-from tickwire.market.bars import BarBuilder, BarRow, BarSeries, Interval
+from tickwire.market.bars import OPEN_MS, BarBuilder, BarRow, BarSeries, Interval
 from tickwire.market.clock import TimeZone
 from tickwire.market.hours import HoursError, TradingHours
 from tickwire.market.quotes import DayStats, QuoteState
@@ -67,6 +67,11 @@ class Market:
         elif not pm.quote.started:
             return None  # a book before any price: nothing to show yet
         self._touched.add(update.code)
+        verbatim = update.verbatim
+        if verbatim is not None:
+            pm.quote.adopt(verbatim)
+            pm.body = verbatim.body
+            return pm.body if encode else None
         if not encode:
             pm.body = None
             return None
@@ -112,13 +117,25 @@ class Market:
 
     def load_history(self, code: str, bars: dict[str, list[BarRow]],
                      stats: DayStats | None) -> None:
-        """Take a history made elsewhere (a feed's fill of what the store lacks) as if it had
-        been built here: each given interval's bars, oldest first, kept as finished but the
-        newest, which goes on forming, and the quote's day statistics when given.
-        `take_changes` hands them all out to be stored."""
+        """Take a history made elsewhere (a feed's fill of what the store lacks, an
+        upstream's bars) as if it had been built here: each given interval's bars, oldest
+        first, kept as finished but the newest, which goes on forming unless a bar here is
+        newer (forming or kept), and the quote's day statistics when given. A given bar replaces
+        a kept one of the same open time. `take_changes` hands them all out to be stored."""
         for interval, rows in bars.items():
-            self.restore(code, interval, rows)
-            self._closed.extend((code, interval, row) for row in rows[:-1])
+            if not rows:
+                continue
+            series = self.products[code].series[interval]
+            forming = series.builder.forming()
+            newest: BarRow | None = rows[-1]
+            finished = rows[:-1]
+            if (forming is not None and forming[OPEN_MS] > rows[-1][OPEN_MS]) or \
+                    (series.recent and series.recent[-1][0] >= rows[-1][OPEN_MS]):
+                finished, newest = rows, None  # this side is further on: all are finished
+            series.merge(finished)
+            if newest is not None:
+                series.builder.restore(newest)
+            self._closed.extend((code, interval, row) for row in finished)
         if stats is not None:
             self.restore_stats(code, stats)
         self._touched.add(code)
