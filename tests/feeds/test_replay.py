@@ -27,7 +27,7 @@ def test_a_file_a_folder_or_a_glob_in_name_order(tmp_path: Path) -> None:
     assert replay_files(str(a)) == [a]
     assert replay_files(str(tmp_path)) == [a, b]
     assert replay_files(str(tmp_path / "*.csv")) == [a, b]
-    with pytest.raises(ReplayError, match="no trades file at"):
+    with pytest.raises(ReplayError, match="no file to replay at"):
         replay_files(str(tmp_path / "nothing*.csv"))
 
 

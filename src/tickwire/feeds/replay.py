@@ -1,8 +1,13 @@
-"""Replay: recorded trades through the server at any speed, their own time driving the bars.
+"""Replay: recorded data through the server at any speed, its own time driving the bars.
 
-A trades CSV has the header `time_ms,price,size,side` (`side` is `buy` or `sell`, the
-aggressor) and an optional `code` column; each line becomes one update at its own time. The
-feed's clock is the data's: bars close as the data's time passes them, quiet intervals
+Three formats, told apart by the file's name:
+- `*.csv`, trades: the header `time_ms,price,size,side` (`side` is `buy` or `sell`, the
+  aggressor) and an optional `code` column; each line becomes one update at its own time;
+- `*.jsonl` / `*.jsonl.gz`, quote bodies: the server's recording (`{"t": ms, "body":
+  {...}}` a line, `[record]`) or `tickwire record`'s output (one body a line). Each body is
+  served as it was recorded, byte for byte, at its own `LastTime`.
+
+The feed's clock is the data's: bars close as the data's time passes them, quiet intervals
 inside trading hours get flat bars, and at the end of the data the products stop there: no
 bar is made up from the end of the data to now. A line that cannot be read, or whose time
 goes backwards, is skipped, counted and logged once per file.
@@ -13,16 +18,24 @@ from __future__ import annotations
 import asyncio
 import csv
 import glob
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
+from tickwire.client.models import Quote, decode_quote
 from tickwire.feeds.base import FeedState, Sink
+from tickwire.feeds.bodies import BodyUpdates
 from tickwire.models import BUY, SELL, Update
+from tickwire.recording import read_lines
 
 log = logging.getLogger("tickwire.feeds.replay")
 
+SUFFIXES = (".csv", ".jsonl", ".jsonl.gz")
+"""The files a replay reads: trades CSV, quote bodies, compressed quote bodies."""
 TRADES_COLUMNS = ("time_ms", "price", "size", "side")
 """The columns every trades CSV has; a `code` column may come too."""
 _SIDES = {"buy": BUY, "sell": SELL}
@@ -39,14 +52,20 @@ class ReplayError(ValueError):
 
 
 def replay_files(path: str) -> list[Path]:
-    """The files of `path`: a file, the `*.csv` files of a folder, or a glob; name order."""
+    """The files of `path`: a file, the files of a folder that a replay reads (`SUFFIXES`),
+    or a glob; in name order, which is time order for a recording's day files."""
     target = Path(path)
     if target.is_file():
-        return [target]
-    files = sorted(target.glob("*.csv")) if target.is_dir() else \
-        sorted(Path(p) for p in glob.glob(path) if Path(p).is_file())
+        files = [target]
+    else:
+        found = target.iterdir() if target.is_dir() else (Path(p) for p in glob.glob(path))
+        files = sorted(f for f in found if f.is_file() and f.name.endswith(SUFFIXES))
     if not files:
-        raise ReplayError(f"no trades file at {path}")
+        raise ReplayError(f"no file to replay at {path} (trades *.csv, quote bodies "
+                          "*.jsonl or *.jsonl.gz)")
+    for f in files:
+        if not f.name.endswith(SUFFIXES):
+            raise ReplayError(f"{f}: not a file a replay reads (*.csv, *.jsonl, *.jsonl.gz)")
     return files
 
 
@@ -78,13 +97,38 @@ class Skipped:
     first: str = ""
 
 
-class TradesCsv:
-    """One trades CSV: its updates in order, lines that cannot be used skipped."""
+class _Source:
+    """One file of a replay, and the lines it leaves out."""
 
     def __init__(self, path: Path, default_code: str) -> None:
         self.path = path
         self.default_code = default_code
         self.skipped = Skipped()
+
+    def shape(self, into: DataShape) -> None:
+        """Note the products and decimals of this file in `into`."""
+        raise NotImplementedError
+
+    def updates(self, shift_ms: int = 0) -> Iterator[Update]:
+        """The file's updates in order, `shift_ms` later than written."""
+        raise NotImplementedError
+
+    def skip(self, line: int, why: str) -> None:
+        """Count a line left out; the first of a file is logged."""
+        if not self.skipped.count:
+            self.skipped.first = f"line {line}: {why}"
+            log.warning("replay skips a line", extra={"file": str(self.path), "line": line,
+                                                      "why": why})
+        self.skipped.count += 1
+
+
+def _note(into: DataShape, code: str, price: str, size: str) -> None:
+    into.price_decimals[code] = max(into.price_decimals.get(code, 0), _decimals(price))
+    into.size_decimals[code] = max(into.size_decimals.get(code, 0), _decimals(size))
+
+
+class TradesCsv(_Source):
+    """One trades CSV: its updates in order, lines that cannot be used skipped."""
 
     def _rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         try:
@@ -103,7 +147,6 @@ class TradesCsv:
             yield from enumerate(reader, start=2)
 
     def shape(self, into: DataShape) -> None:
-        """Note the products and decimals of this file in `into`."""
         for _, row in self._rows():
             code = row.get("code") or self.default_code
             try:
@@ -111,11 +154,9 @@ class TradesCsv:
                 float(price), float(size)
             except (TypeError, ValueError):
                 continue
-            into.price_decimals[code] = max(into.price_decimals.get(code, 0), _decimals(price))
-            into.size_decimals[code] = max(into.size_decimals.get(code, 0), _decimals(size))
+            _note(into, code, price, size)
 
     def updates(self, shift_ms: int = 0) -> Iterator[Update]:
-        """The file's trades as updates, `shift_ms` later than written."""
         latest = -2**63
         for line, row in self._rows():
             try:
@@ -132,19 +173,74 @@ class TradesCsv:
             yield Update(row.get("code") or self.default_code, ts, price, None, None,
                          [(price, size, side)])
 
-    def skip(self, line: int, why: str) -> None:
-        """Count a line left out; the first of a file is logged."""
-        if not self.skipped.count:
-            self.skipped.first = f"line {line}: {why}"
-            log.warning("replay skips a line", extra={"file": str(self.path), "line": line,
-                                                      "why": why})
-        self.skipped.count += 1
+
+class _Recorded(msgspec.Struct):
+    """A line of the server's recording; a body line of `tickwire record` has neither key."""
+
+    t: int = 0
+    body: msgspec.Raw = msgspec.Raw(b"")
+
+
+_recorded = msgspec.json.Decoder(_Recorded).decode
+
+
+class QuoteBodies(_Source):
+    """A file of quote bodies, one a line: the server's recording or `tickwire record`'s."""
+
+    def _bodies(self) -> Iterator[tuple[int, bytes, Quote]]:
+        """(line number, the body's bytes, the body decoded); bad lines skipped."""
+        try:
+            lines = read_lines(self.path)
+            for number, line in enumerate(lines, start=1):
+                try:
+                    recorded = _recorded(line)
+                    body = bytes(recorded.body) or line
+                    quote = decode_quote(body)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    self.skip(number, "a line that is not a quote body")
+                    continue
+                if not quote.code or quote.last_time <= 0:
+                    self.skip(number, "a body without StockCode or LastTime")
+                    continue
+                yield number, body, quote
+        except OSError as exc:
+            raise ReplayError(f"{self.path}: {exc.strerror or exc}") from None
+
+    def shape(self, into: DataShape) -> None:
+        for _, _, q in self._bodies():
+            prices = (q.price, q.open, q.high, q.low, q.last_close, q.bid, q.ask)
+            sizes = (q.volume, q.last_size, q.bid_volume, q.ask_volume)
+            for price, size in itertools.zip_longest(prices, sizes, fillvalue=0.0):
+                _note(into, q.code, repr(price), repr(size))
+
+    def updates(self, shift_ms: int = 0) -> Iterator[Update]:
+        """The bodies as updates; in a pass moved in time (a loop), the quotes are worked
+        out here, as the recorded ones would show the old times."""
+        made = BodyUpdates()
+        latest = -2**63
+        for number, body, quote in self._bodies():
+            update = made.update(quote, body)
+            if shift_ms:
+                update.ts += shift_ms
+                update.verbatim = None
+            if update.ts < latest:
+                self.skip(number, "a time earlier than the line before")
+                continue
+            latest = update.ts
+            yield update
+
+
+def source(path: Path, default_code: str) -> _Source:
+    """The reader of one file, by its name (see `SUFFIXES`)."""
+    if path.name.endswith(".csv"):
+        return TradesCsv(path, default_code)
+    return QuoteBodies(path, default_code)
 
 
 def shape_of(files: list[Path], default_code: str) -> DataShape:
     shape = DataShape()
     for path in files:
-        TradesCsv(path, default_code).shape(shape)
+        source(path, default_code).shape(shape)
     return shape
 
 
@@ -188,12 +284,12 @@ class ReplayFeed:
         loop = asyncio.get_running_loop()
         began = loop.time()
         for path in self.files:
-            source = TradesCsv(path, self.default_code)
-            for update in source.updates(shift):
+            reader = source(path, self.default_code)
+            for update in reader.updates(shift):
                 if first < 0:
                     first = update.ts
                 if update.ts < last:  # a file earlier than the one before it
-                    source.skip(0, "a time earlier than the file before")
+                    reader.skip(0, "a time earlier than the file before")
                     continue
                 batch.append(update)
                 last = update.ts
@@ -207,7 +303,7 @@ class ReplayFeed:
                     await self._hand_over(sink, batch[:-1])
                     batch = batch[-1:]
                     await asyncio.sleep(due - loop.time())
-            self.skipped += source.skipped.count
+            self.skipped += reader.skipped.count
         await self._hand_over(sink, batch)
         return first, last
 
