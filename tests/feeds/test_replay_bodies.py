@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,21 @@ def test_a_folder_of_day_files_is_read_in_time_order(tmp_path: Path) -> None:
     assert replay_files(str(tmp_path / "*")) == [first, second]
     with pytest.raises(ReplayError, match="not a file a replay reads"):
         replay_files(str(notes))
+
+
+@pytest.mark.slow
+async def test_a_minute_of_recording_at_speed_10_takes_about_6_s(tmp_path: Path) -> None:
+    """A loose bound, not a benchmark: pacing follows the recorded times."""
+    bodies, _ = live_run(minutes=1)
+    bodies = [(t, b) for t, b in bodies if t <= bodies[0][0] + 60_000]
+    path = write_recording(tmp_path / "minute.jsonl", bodies)
+    ingest = make_ingest(tmp_path, CODES)
+    feed = ReplayFeed([path], CODES, speed=10)
+    began = time.monotonic()
+    await feed.run(ingest.sink(CODES))
+    took = time.monotonic() - began
+    ingest.writer.close()
+    ingest.store.close()
+    span = (feed.event_time - bodies[0][0]) / 1000
+    assert 55 <= span <= 61
+    assert span / 10 - 0.5 <= took <= span / 10 + 4, took

@@ -114,3 +114,33 @@ def test_what_the_store_lacks_is_known_per_product_and_interval(tmp_path: Path) 
     assert again.missing_history("ethusdt") == frozenset(INTERVALS)
     again.writer.close()
     again.store.close()
+
+
+async def test_windows_loaded_again_and_again_keep_every_bar_ever_loaded(
+        tmp_path: Path) -> None:
+    """A relay loads an upstream's window (600 bars of 1m) at every start and outage: bars
+    that have left the upstream's window stay, and a bar loaded again replaces the one kept,
+    in memory and in the store, so `end=` pages back through all of them."""
+    ingest = make_ingest(tmp_path, ["btcusdt"])
+    minute = 60_000
+
+    def window(first: int, volume: float) -> list[tuple[int, float, float, float, float,
+                                                         float]]:
+        return [(TS + i * minute, 100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i, volume)
+                for i in range(first, first + 600)]
+
+    ingest.load_history("btcusdt", {"1m": window(0, 1.0)}, None)
+    ingest.load_history("btcusdt", {"1m": window(300, 2.0)}, None)  # 300 new, 300 again
+    ingest.persist()
+    ingest.writer.close()
+    series = ingest.market.products["btcusdt"].series["1m"]
+    assert series.builder.forming() == window(300, 2.0)[-1]
+    engine = ingest.engine
+    newest = [json.loads(b) for b in await engine.klines("btcusdt", "1m", 600, None)]
+    assert [bar[0] for bar in newest] == [TS + i * minute for i in range(899, 299, -1)]
+    assert {bar[6] for bar in newest} == {2.0}  # loaded again: the new ones replace
+    older = [json.loads(b) for b in await engine.klines("btcusdt", "1m", 600,
+                                                         TS + 299 * minute)]
+    assert [bar[0] for bar in older] == [TS + i * minute for i in range(299, -1, -1)]
+    assert {bar[6] for bar in older} == {1.0}
+    ingest.store.close()
