@@ -188,17 +188,35 @@ async def test_a_feed_that_goes_live_down_by_itself_recovers_raises_and_finishes
     await feed.do(ConnectionError("reset by peer"))
     await until(lambda: feed.runs == 2)
     assert runner.restarts == 1
-    status = runner.status()
-    assert (status["state"], status["since"], "error" in status) == ("connecting", at(15),
-                                                                     False)
+    status = runner.status()  # down with what it raised, until it says otherwise
+    assert (status["state"], status["since"], status["error"]) == \
+        ("down", at(15), "ConnectionError: reset by peer")
     assert (status["last_error"], status["last_error_at"]) == \
         ("ConnectionError: reset by peer", at(15))
+    clock.advance(0.5)
+    await feed.do(live)
+    status = runner.status()
+    assert (status["state"], status["since"], "error" in status) == ("live", at(15.5), False)
 
-    clock.advance(1)  # t = 16: a replay's end
+    clock.advance(1)  # t = 16.5: a replay's end
     await feed.do(FINISH)
     status = runner.status()
-    assert (status["state"], status["since"], status["restarts"]) == ("finished", at(16), 1)
+    assert (status["state"], status["since"], status["restarts"]) == ("finished", at(16.5), 1)
     assert health(runner) == "ok"
+
+
+async def test_a_feed_failing_at_each_restart_is_down_since_its_first_failure(
+        feed: ScriptedFeed, runner: FeedRunner, clock: FakeClock) -> None:
+    await feed.do(live)
+    runner.status()
+    for run in (1, 2, 3):
+        clock.advance(1)
+        await feed.do(OSError(f"refused, run {run}"))
+        await until(lambda: feed.runs == run + 1)  # noqa: B023  (awaited at once)
+        status = runner.status()
+        assert (status["state"], status["since"], status["restarts"]) == ("down", at(1), run)
+        assert (status["error"], status["last_error_at"]) == (f"OSError: refused, run {run}",
+                                                              at(run))
 
 
 async def test_a_raise_is_shown_as_the_error_while_down(
@@ -222,16 +240,21 @@ async def test_a_raise_is_shown_as_the_error_while_down(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_a_restart_begins_without_the_error_of_the_run_before(
+async def test_what_a_feed_raises_tells_over_what_it_said_and_its_next_word_over_both(
         feed: ScriptedFeed, runner: FeedRunner) -> None:
     await feed.do(down("upstream unreachable"))
     await feed.do(RuntimeError("gave up"))
     await until(lambda: feed.runs == 2)
-    assert feed.error is None and feed.state is FeedState.CONNECTING
-    await feed.do(live)
+    assert feed.error is None and runner.status()["error"] == "RuntimeError: gave up"
+    await feed.do(down("still unreachable"))  # the run after the restart says why itself
+    assert runner.status()["error"] == "still unreachable"
+    await feed.do(recovered)
     status = runner.status()
     assert status["state"] == "live" and "error" not in status
-    assert status["last_error"] == "RuntimeError: gave up"
+    assert status["last_error"] == "still unreachable"
+    feed.state = FeedState.DOWN  # down again without a word: no stale raise is shown
+    status = runner.status()
+    assert status["state"] == "down" and "error" not in status
 
 
 async def test_the_same_error_again_after_a_recovery_is_a_new_last_error(

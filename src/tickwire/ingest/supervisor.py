@@ -6,7 +6,8 @@ its state, its last error and when that was, its updates in all and per second, 
 A feed changes its own state (live, or down with an `error` while it keeps trying): the
 runner notes such a change when it next looks, at each status report (`status()`, every
 0.25 s in a server: a state held for less may go unseen), and the changes it makes itself
-(down on a raise, connecting on a restart, finished) at once.
+(down on a raise, finished) at once. A feed that fails again at each restart, before it
+was seen in another state, stays down since its first failure.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class FeedRunner:
         self.been_live = False
         """The feed has been live (or finished) at least once: the server may report ready."""
         self._raised: str | None = None
-        """What the feed raised, until it is restarted."""
+        """What the feed raised, until it is seen in a state other than down."""
         self._seen = feed.state
         self._since = (clock.monotonic(), clock.time())
         """When the feed entered `_seen`: (monotonic, Unix) seconds."""
@@ -72,10 +73,11 @@ class FeedRunner:
 
     @property
     def error(self) -> str | None:
-        """Why the feed is down, while it is: what it raised, else what it says itself."""
+        """Why the feed is down, while it is: what it says itself (since its last raise),
+        else what it raised."""
         if self.feed.state is not FeedState.DOWN:
             return None
-        error = self._raised or self.feed.error
+        error = self.feed.error or self._raised
         return error[:ERROR_CHARS] if error else None
 
     def observe(self) -> None:
@@ -84,6 +86,8 @@ class FeedRunner:
         if state is not self._seen:
             self._seen = state
             self._since = (self._clock.monotonic(), self._clock.time())
+        if state is not FeedState.DOWN:
+            self._raised = None
         error = self.error
         if error != self._shown:
             self._shown = error
@@ -132,10 +136,7 @@ class FeedRunner:
             delay = self.backoff.next()
             log.info("restarting feed", extra={"feed": feed.name, "in_s": round(delay, 1)})
             await asyncio.sleep(delay)
-            self.restarts += 1
-            self._raised = feed.error = None
-            feed.state = FeedState.CONNECTING
-            self.observe()
+            self.restarts += 1  # the feed sets its state as it starts again
 
     def _failed(self, exc: Exception, ran_for: float) -> None:
         feed = self.feed
@@ -144,6 +145,7 @@ class FeedRunner:
         first = self.backoff.attempts == 0  # a new outage, not a retry failing again
         feed.state = FeedState.DOWN
         self._raised = f"{type(exc).__name__}: {exc}"
+        feed.error = None  # what it said before is told by what it raised
         self._shown = None  # a failure is a new error, even in words heard before
         self.observe()
         if first:  # the traceback once per outage; after that one line per failure
