@@ -251,6 +251,7 @@ class _HandOverFeed:
 
         self.codes = codes
         self.state = FeedState.LIVE
+        self.error: str | None = None
 
     async def run(self, sink: Any) -> None:
         await asyncio.Event().wait()

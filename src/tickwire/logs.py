@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 import msgspec
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def local_time(seconds: float, zone: tzinfo) -> str:
+    """A Unix time as the logs write it: ISO 8601 to the millisecond with the offset of
+    `zone`, e.g. `2026-12-02T13:05:09.123+08:00`."""
+    return datetime.fromtimestamp(seconds, zone).isoformat(timespec="milliseconds")
 
 
 class _Formatter(logging.Formatter):
@@ -22,8 +28,7 @@ class _Formatter(logging.Formatter):
         self._zone = ZoneInfo(timezone)
 
     def timestamp(self, record: logging.LogRecord) -> str:
-        moment = datetime.fromtimestamp(record.created, self._zone)
-        return moment.isoformat(timespec="milliseconds")
+        return local_time(record.created, self._zone)
 
 
 class JsonFormatter(_Formatter):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,3 +117,28 @@ def start_admin_server(workdir: Path) -> Server:
     """A small-catalogue server that admits 127.0.0.1 only, with the admin API on."""
     return start_server(workdir, f'catalogue = "{SMALL_CATALOGUE}"\n[access]\n'
                         f'allow = ["127.0.0.1/32"]\nadmin_token = "{ADMIN_TOKEN}"\n')
+
+
+@contextmanager
+def http_stub(answer: Callable[[str], tuple[int, bytes]]) -> Iterator[str]:
+    """A small HTTP server in a thread, on a free port: every GET gets `answer(path)`, a
+    status and a body sent as JSON. Yields its `127.0.0.1:port`."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answer(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as stub:
+        threading.Thread(target=stub.serve_forever, daemon=True).start()
+        try:
+            yield f"127.0.0.1:{stub.server_address[1]}"
+        finally:
+            stub.shutdown()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import http.server
 import json
 import os
 import pty
@@ -14,7 +13,6 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ import pytest
 from rich.cells import cell_len
 
 from tests.e2e.conftest import GENEROUS_LIMITS, small_config
-from tests.e2e.server import Server, free_port, start_server
+from tests.e2e.server import Server, free_port, http_stub, start_server
 
 
 @pytest.fixture(scope="module")
@@ -145,26 +143,14 @@ def lists_broken(cli_server: Server) -> Iterator[str]:
     """The URL of a relay to `cli_server` that answers every symbol-list request with a
     500 and passes the rest through."""
 
-    class Relay(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.startswith(("/getCategory.php", "/getSymbolList.php")):
-                self.send_error(500)
-                return
-            with urllib.request.urlopen(cli_server.url + self.path, timeout=10) as answer:
-                body = answer.read()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def relay(path: str) -> tuple[int, bytes]:
+        if path.startswith(("/getCategory.php", "/getSymbolList.php")):
+            return 500, b'{"code":500,"msg":"broken","data":null}'
+        with urllib.request.urlopen(cli_server.url + path, timeout=10) as answer:
+            return 200, answer.read()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay) as relay:
-        threading.Thread(target=relay.serve_forever, daemon=True).start()
-        yield f"http://127.0.0.1:{relay.server_address[1]}"
-        relay.shutdown()
+    with http_stub(relay) as address:
+        yield f"http://{address}"
 
 
 def test_quote_without_names_shows_empty_names(lists_broken: str) -> None:

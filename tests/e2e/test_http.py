@@ -308,6 +308,18 @@ def test_healthz_reports_feeds_store_connections(server: Server) -> None:
     assert {"store", "connections", "subscriptions", "limits"} <= set(health)
 
 
+def test_healthz_tells_each_feeds_state_since_when_and_its_updates(server: Server) -> None:
+    deadline = time.monotonic() + 10
+    while (feed := get_json(server, "/healthz")["feeds"][0])["updates_per_s"] == 0:
+        assert time.monotonic() < deadline, feed
+        time.sleep(0.1)
+    assert (feed["name"], feed["kind"], feed["state"], feed["restarts"]) == \
+        ("sim", "sim", "live", 0)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00", feed["since"])
+    assert feed["in_state_s"] >= 0 and feed["updates"] > 0 and feed["updates_per_s"] > 0
+    assert "error" not in feed and "last_error" not in feed
+
+
 def test_metrics_are_prometheus_text(server: Server) -> None:
     _status, headers, body = get(server, "/metrics")
     text = body.decode()
@@ -316,6 +328,10 @@ def test_metrics_are_prometheus_text(server: Server) -> None:
                  "tickwire_deliveries_total", "tickwire_updates_total",
                  "tickwire_store_lag_seconds"):
         assert re.search(rf"^{name} [0-9.e+]+$", text, re.M), name
+    assert 'tickwire_feed_state{feed="sim",kind="sim",state="live"} 1.0' in text
+    for name in ("tickwire_feed_state_seconds", "tickwire_feed_updates_total",
+                 "tickwire_feed_updates_per_second", "tickwire_feed_restarts_total"):
+        assert re.search(rf'^{name}{{feed="sim"}} [0-9.e+]+$', text, re.M), name
 
 
 __all__ = ["GENEROUS_LIMITS", "Path"]

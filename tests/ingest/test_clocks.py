@@ -49,3 +49,13 @@ def test_a_sink_advances_the_products_of_its_feed(tmp_path: Path) -> None:
     assert sink.clock == NOW
     ingest.writer.close()
     ingest.store.close()
+
+
+def test_each_feed_counts_the_updates_it_hands_over(tmp_path: Path) -> None:
+    ingest = make_ingest(tmp_path, ["btcusdt", "ethusdt"])
+    live, replay = ingest.sink(["btcusdt"]), ingest.sink(["ethusdt"])
+    live.publish([tick("btcusdt", NOW, 100.0), tick("btcusdt", NOW + 1, 101.0)])
+    replay.publish([tick("ethusdt", THEN, 50.0)])
+    live.publish([tick("btcusdt", NOW + 2, 102.0)])
+    assert (live.updates, replay.updates, ingest.updates_in) == (3, 1, 4)
+    ingest.writer.close()

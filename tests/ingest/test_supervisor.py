@@ -23,6 +23,7 @@ class FlakyFeed:
         self.failures = failures
         self.finite = finite
         self.state = FeedState.CONNECTING
+        self.error: str | None = None
         self.runs = 0
 
     async def run(self, sink: Sink) -> None:
@@ -41,6 +42,7 @@ class FlakyFeed:
 
 class NullSink:
     history = None
+    updates = 0
 
     def publish(self, updates: object) -> None:
         pass

@@ -6,7 +6,7 @@ import asyncio
 import gzip
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 
 import aiohttp
 import msgspec
@@ -148,6 +148,12 @@ class HttpTransport:
     async def send(self, method: str, path: str, body: object = None) -> bytes:
         """One request, `body` sent as JSON, neither retried nor rate-limited here (for calls
         that change something): a 200's body, or the mapped TickwireError."""
+        return (await self.request(method, path, body))[1]
+
+    async def request(self, method: str, path: str, body: object = None,
+                      ok: Container[int] = (200,)) -> tuple[int, bytes]:
+        """As `send`, for an answer whose status is in `ok` (a 503 that still has something
+        to say): its status and body; any other status is the mapped TickwireError."""
         url = f"{self.base_url}/{path}"
         try:
             status, answer, retry_after = await self._fetch(method, url, {}, body)
@@ -155,9 +161,9 @@ class HttpTransport:
             raise self._no_answer(url) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _unreachable(url, exc) from None
-        if status != 200:
+        if status not in ok:
             raise _answer_error(status, answer, retry_after)
-        return answer
+        return status, answer
 
     async def _fetch(self, method: str, url: str, params: dict[str, str],
                      body: object = None) -> tuple[int, bytes, str | None]:

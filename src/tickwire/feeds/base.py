@@ -20,7 +20,8 @@ class FeedState(StrEnum):
     """Starting, connecting or filling history: no live updates yet."""
     LIVE = "live"
     DOWN = "down"
-    """It failed; the supervisor restarts it after a backoff."""
+    """It failed: it raised (the supervisor restarts it after a backoff), or it says so
+    itself while it keeps trying (an upstream it cannot reach), with its `error`."""
     FINISHED = "finished"
     """It ended by itself (a replay that reached its end)."""
 
@@ -77,11 +78,16 @@ class Feed(Protocol):
     codes: list[str]
     """The products this feed drives."""
     state: FeedState
+    """Set by the feed as it goes; the supervisor notes when it changes (`since`)."""
+    error: str | None
+    """Why the feed is down, while it says it is (`state` DOWN) without raising; None once
+    it recovers. What a feed raises is kept by the supervisor, not here."""
 
     async def run(self, sink: Sink) -> None:
         """Produce updates until cancelled, or until the source ends (then return)."""
         ...
 
     def status(self) -> dict[str, object]:
-        """A small JSON-able summary for /healthz (the supervisor adds state and error)."""
+        """A small JSON-able summary for /healthz, with the feed's `kind` (the supervisor
+        adds its name, state, error, update counts and restarts)."""
         ...

@@ -256,6 +256,7 @@ class ReplayFeed:
         self.speed = speed
         self.loop = loop
         self.state = FeedState.CONNECTING
+        self.error: str | None = None
         self.updates = 0
         self.skipped = 0
         self.event_time = 0

@@ -274,6 +274,7 @@ class SimFeed:
         self.updates = 0
         self.behind = 0
         self.state = FeedState.CONNECTING
+        self.error: str | None = None
         self.progress: tuple[int, int] | None = None
         """(products done, all) while history is being filled."""
 

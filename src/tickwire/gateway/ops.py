@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from tickwire.engine.base import IngestStatus
+from tickwire.feeds.base import FeedState
 from tickwire.gateway.guards import is_websocket
 from tickwire.gateway.http import RULES
 from tickwire.gateway.responses import json_response
@@ -97,6 +98,7 @@ class _Collector:
             return
         yield CounterMetricFamily("tickwire_updates", "Feed updates received",
                                   value=ingest.updates_in)
+        yield from feed_metrics(ingest.feeds)
         store = ingest.store
         yield GaugeMetricFamily("tickwire_store_pending_bars", "Bars waiting to be written",
                                 value=_number(store.get("pending_bars")))
@@ -106,6 +108,30 @@ class _Collector:
                                   "writer's bound", value=_number(store.get("dropped_bars")))
         yield GaugeMetricFamily("tickwire_store_failing", "1 while the store cannot write",
                                 value=0 if ingest.store_ok else 1)
+
+
+def feed_metrics(feeds: list[dict[str, object]]) -> Iterator[Metric]:
+    """Each feed's state (a 0/1 gauge per state, the one it is in 1), how long it has been
+    in it, its updates in all and per second, its restarts; from its `/healthz` entry."""
+    state = GaugeMetricFamily("tickwire_feed_state", "1 for the state each feed is in, 0 for "
+                              "the others", labels=["feed", "kind", "state"])
+    seconds = GaugeMetricFamily("tickwire_feed_state_seconds", "Seconds each feed has been "
+                                "in its state", labels=["feed"])
+    updates = CounterMetricFamily("tickwire_feed_updates", "Updates each feed handed to the "
+                                  "ingest", labels=["feed"])
+    per_second = GaugeMetricFamily("tickwire_feed_updates_per_second", "Updates each feed "
+                                   "handed over per second, over the last 10 s", labels=["feed"])
+    restarts = CounterMetricFamily("tickwire_feed_restarts", "Restarts of each feed after it "
+                                   "failed", labels=["feed"])
+    for feed in feeds:
+        name, now = str(feed.get("name", "")), feed.get("state")
+        for one in FeedState:
+            state.add_metric([name, str(feed.get("kind", "")), one], 1 if one == now else 0)
+        seconds.add_metric([name], _number(feed.get("in_state_s")))
+        updates.add_metric([name], _number(feed.get("updates")))
+        per_second.add_metric([name], _number(feed.get("updates_per_s")))
+        restarts.add_metric([name], _number(feed.get("restarts")))
+    yield from (state, seconds, updates, per_second, restarts)
 
 
 def _number(value: object) -> float:

@@ -123,9 +123,14 @@ class FeedSink:
         self._ingest = ingest
         self.codes = [code for code in codes if code in ingest.market.products]
         self.history: HistorySink | None = ingest
-        self.publish = ingest.publish
         self.clock = 0
         """The feed's event time: the newest `advance`."""
+        self.updates = 0
+        """Updates the feed has handed over (a count per batch: nothing per update)."""
+
+    def publish(self, updates: list[Update]) -> None:
+        self.updates += len(updates)
+        self._ingest.publish(updates)
 
     def advance(self, now_ms: int) -> None:
         self.clock = now_ms

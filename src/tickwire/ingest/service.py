@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from zoneinfo import ZoneInfo
 
 from tickwire.engine.base import IngestStatus
 from tickwire.feeds.base import Feed
@@ -21,7 +22,8 @@ them at once: a `kill -9` loses about this much (plus one commit) of bars."""
 class IngestService:
     def __init__(self, ingest: Ingest, feeds: list[Feed]) -> None:
         self.ingest = ingest
-        self.runners = [FeedRunner(feed, ingest.sink(feed.codes)) for feed in feeds]
+        zone = ZoneInfo(ingest.market.tz.name)
+        self.runners = [FeedRunner(feed, ingest.sink(feed.codes), zone=zone) for feed in feeds]
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
 
