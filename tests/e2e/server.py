@@ -70,8 +70,10 @@ def start_server(
     port: int | None = None,
     ready_timeout: float = 90,
     host: str = "127.0.0.1",
+    ready: bool = True,
 ) -> Server:
-    """Start `tickwire serve` with a config of `extra_config` and wait for a ready /healthz."""
+    """Start `tickwire serve` with a config of `extra_config` and wait for a ready /healthz
+    (or, without `ready`, for any answer of it: a server still starting says 503)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     data_dir = data_dir or workdir / "data"
@@ -87,22 +89,25 @@ def start_server(
         )
     server = Server(port, data_dir, config, proc, log_path)
     try:
-        _wait_ready(server, ready_timeout)
+        _wait_ready(server, ready_timeout, (200,) if ready else (200, 503))
     except BaseException:
         server.kill()  # whatever went wrong, no server is left running
         raise
     return server
 
 
-def _wait_ready(server: Server, timeout: float) -> None:
+def _wait_ready(server: Server, timeout: float, statuses: tuple[int, ...]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log()}")
         try:
             with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as resp:
-                if resp.status == 200:
+                if resp.status in statuses:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code in statuses:
+                return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.1)

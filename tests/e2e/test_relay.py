@@ -271,3 +271,39 @@ def test_an_upstream_that_answers_html_is_a_clear_error_at_start(tmp_path: Path)
     assert done.returncode != 0
     assert f"cannot list the products of http://127.0.0.1:{html.server_port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_a_relay_restarted_while_its_upstream_is_down(
+        tmp_path: Path, tester: aiohttp.ClientSession) -> None:
+    """It starts from what it stored (the upstream's lists, bars, last quotes), serves them,
+    says why its feed is down, and relays again once the upstream is back."""
+    a = start_server(tmp_path / "a", small_config())
+    b = start_server(tmp_path / "b", relay_config(a))
+    try:
+        stored = await get(tester, f"{b.url}/redis.php?code=btcusdt&time=5m&rows=300")
+    finally:
+        b.stop()
+        a.stop()
+    b = start_server(tmp_path / "b", relay_config(a), data_dir=b.data_dir, port=b.port,
+                     ready=False)
+    try:
+        async def down_saying_why() -> bool:
+            state = await feed_state(tester, b)
+            return bool(state["state"] == "down"
+                        and f"127.0.0.1:{a.port}" in (state.get("error") or ""))
+
+        await wait_for(down_saying_why, 30, "down, naming the upstream")
+        served = await get(tester, f"{b.url}/redis.php?code=btcusdt&time=5m&rows=300")
+        assert served[1:] == stored[1:]  # the closed bars it stored
+        quote = await get(tester, f"{b.url}/getQuote.php?code=btcusdt")
+        assert quote["data"]["body"]["StockCode"] == "btcusdt"
+        a = start_server(tmp_path / "a", small_config(), data_dir=a.data_dir, port=a.port)
+
+        async def live() -> bool:
+            async with tester.get(f"{b.url}/healthz") as resp:
+                return resp.status == 200 and (await feed_state(tester, b))["state"] == "live"
+
+        await wait_for(live, 60, "live once the upstream is back")
+    finally:
+        b.stop()
+        a.stop()
