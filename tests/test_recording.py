@@ -193,7 +193,21 @@ def test_an_unusable_folder_is_an_error_at_start(tmp_path: Path) -> None:
         Recorder(tmp_path / "rec").prepare()
     nested = Recorder(tmp_path / "made" / "on" / "start")
     nested.prepare()
-    assert nested.folder.is_dir() and not list(nested.folder.iterdir())
+    assert nested.folder.is_dir() and [p.name for p in nested.folder.iterdir()] == [
+        recording.LOCK_FILE]
+    nested.close()
+
+
+def test_one_recorder_a_folder(tmp_path: Path) -> None:
+    first, second = Recorder(tmp_path / "rec"), Recorder(tmp_path / "rec")
+    first.prepare()
+    first.prepare()  # again: it has the folder already
+    with pytest.raises(OSError, match=rf"record\.path: {tmp_path / 'rec'} is being recorded "
+                                      rf"in by pid {os.getpid()} on "):
+        second.prepare()
+    first.close()
+    second.prepare()
+    second.close()
 
 
 def test_a_disk_error_is_retried_logged_once_and_nothing_is_lost(

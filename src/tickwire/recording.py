@@ -17,6 +17,9 @@ lines) goes to a temp file in the same folder, which is fsynced and renamed over
 member follows. Only the cut member is decompressed and compressed again, the members
 before it are copied as they are.
 
+One recorder writes in a folder at a time (two appending to one file would garble it): it
+holds an OS lock on a file in it, which the kernel frees however its process ends.
+
 The writer (`Recorder`) takes the bodies on the event loop (a list append under a lock) and
 formats, compresses and writes them in a thread of its own. Bound: at most
 `MAX_PENDING_BYTES` of bodies wait, plus the batch being written; past it the oldest are
@@ -28,8 +31,10 @@ failed write left in the file is cut off before the retry, so no line is written
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -46,6 +51,8 @@ SUFFIX = ".jsonl.gz"
 """The name of a day's file is its UTC+8 date and this (`2026-12-01.jsonl.gz`)."""
 PLAIN_SUFFIX = ".jsonl"
 """An uncompressed recording (`read_lines` reads these too)."""
+LOCK_FILE = ".recorder.lock"
+"""The file in the folder whose OS lock the recorder writing in it holds."""
 DAY_OFFSET_MS = 8 * 3_600_000
 """Days (and so files) begin at midnight UTC+8."""
 _DAY_MS = 86_400_000
@@ -326,6 +333,7 @@ class Recorder:
         self._file: _DayFile | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock_file: BinaryIO | None = None
         self.lines_written = 0
         self.bytes_written = 0
         self.dropped_lines = 0
@@ -336,16 +344,30 @@ class Recorder:
     # the ingest's side -------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Make the folder if it is missing and check that a file can be made in it; an
-        `OSError` naming the folder and the reason if not."""
+        """Make the folder if it is missing and take it: an `OSError` naming the folder and
+        the reason when no file can be made in it or another recorder has it (an OS lock on
+        `LOCK_FILE` in it, held until `close` or the process ends, `kill -9` included)."""
+        if self._lock_file is not None:
+            return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.folder):
-                pass
+            lock = (self.folder / LOCK_FILE).open("a+b")
         except OSError as exc:
             why = "not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
             raise OSError(f"record.path: cannot write recordings in {self.folder}: {why}"
                           ) from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            holder = lock.read(200).decode(errors="replace").strip() or "another process"
+            lock.close()
+            raise OSError(f"record.path: {self.folder} is being recorded in by {holder}; "
+                          "give each server a folder of its own") from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        lock.flush()
+        self._lock_file = lock
 
     def start(self) -> None:
         """Write from a thread until `close` (`prepare` first to fail at once on a folder
@@ -504,3 +526,6 @@ class Recorder:
             self.dropped_lines += lost
             log.error("recorder could not write at shutdown; lines lost",
                       extra={"error": self.last_error, "lines": lost})
+        if self._lock_file is not None:
+            self._lock_file.close()  # which releases the folder
+            self._lock_file = None

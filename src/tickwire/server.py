@@ -64,7 +64,8 @@ def recorded_codes(config: Config, catalogue: Catalogue) -> list[str]:
 
 
 def build_recorder(config: Config, catalogue: Catalogue) -> Recorder | None:
-    """The recorder of `[record]` with its folder made and checked (None when it is off)."""
+    """The recorder of `[record]` with its folder made, checked and taken (None when it is
+    off)."""
     codes = recorded_codes(config, catalogue)
     if not config.record.path:
         return None
@@ -116,14 +117,16 @@ def build(config: Config, feeds: list[Feed] | None = None) -> Server:
                             lambda code: market.products[code].hours)
     recorder = build_recorder(config, catalogue)
     lock = DataDirLock(config.data_path)
-    lock.acquire(f"serving {config.server.host}:{config.server.port}")
     try:
+        lock.acquire(f"serving {config.server.host}:{config.server.port}")
         store = SqliteStore(config.database_path)
         engine = build_engine(config, catalogue, market, store)
         ingest = Ingest(market, engine, store, StoreWriter(store), recorder)
         ingest.restore()
     except BaseException:
         lock.release()
+        if recorder is not None:
+            recorder.close()  # frees its folder
         raise
     service = IngestService(ingest, feeds)
     app = create_app(config, engine)
