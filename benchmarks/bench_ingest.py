@@ -13,7 +13,10 @@ is the best of a few passes over the same updates, a fresh market for each pass:
   `persist` every 0.25 s of wall time (as the server does) into a real `SqliteStore`, and the
   clock stopped only when the store's writer has committed everything. Run twice: as the
   server runs it with nobody subscribed (a body is encoded only when read), and with every
-  product subscribed, so that every update is encoded and published on the bus.
+  product subscribed, so that every update is encoded and published on the bus;
+- pipeline + SQLite + recording: the first again with `[record]` on for every product, so
+  that every update is encoded and its line compressed and written to a day's file by the
+  recorder's thread (on the same core); the clock stops when the recorder has closed the file.
 
     .venv/bin/python benchmarks/bench_ingest.py            # the full run (about a minute)
     .venv/bin/python benchmarks/bench_ingest.py --quick    # a tiny run for CI
@@ -43,6 +46,7 @@ from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
 from tickwire.market.hours import TradingHours
 from tickwire.models import Update
+from tickwire.recording import Recorder
 
 T0_MS = 1_763_424_000_000 + 2 * 3_600_000  # Tuesday 2025-11-18 10:00 in Shanghai
 RATE = 5.0
@@ -122,7 +126,8 @@ def core(encoded: list[bytes], encode: bool) -> float:
     return timed(encoded, work)
 
 
-def pipeline(encoded: list[bytes], workdir: Path, watched: bool) -> tuple[float, int]:
+def pipeline(encoded: list[bytes], workdir: Path, watched: bool,
+             recorder: Recorder | None = None) -> tuple[float, int]:
     store = SqliteStore(workdir / f"ingest-{time.monotonic_ns()}.sqlite3")
     market = fresh_market()
     engine = MemoryEngine(load_catalogue(None), market, store)
@@ -137,7 +142,9 @@ def pipeline(encoded: list[bytes], workdir: Path, watched: bool) -> tuple[float,
         for code in market.products:
             engine.watch(code)
     writer = StoreWriter(store)
-    ingest = Ingest(market, engine, store, writer)
+    ingest = Ingest(market, engine, store, writer, recorder)
+    if recorder is not None:
+        recorder.start()
     sink = ingest.sink(list(market.products))
     persist_at = time.monotonic() + 0.25
 
@@ -155,6 +162,8 @@ def pipeline(encoded: list[bytes], workdir: Path, watched: bool) -> tuple[float,
     began = time.perf_counter()
     ingest.persist()
     writer.close()  # the clock stops when everything is committed
+    if recorder is not None:
+        recorder.close()  # ... and written to the recording
     seconds += time.perf_counter() - began
     rows = store.count_bars()
     store.close()
@@ -180,8 +189,9 @@ def main() -> None:
     print(f"made the updates in {made:.1f} s ({span:,.0f} s of event time, "
           f"{products} products)")
     results: dict[str, list[float]] = {"bare": [], "core": [], "live": [], "pipeline": [],
-                                       "pipeline_watched": []}
+                                       "pipeline_watched": [], "pipeline_recorded": []}
     stored = 0
+    recorded: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="tickwire-ingest-") as tmp:
         for _ in range(repeats):
             results["bare"].append(bare(encoded))
@@ -191,11 +201,17 @@ def main() -> None:
             results["pipeline"].append(seconds)
             seconds, _ = pipeline(encoded, Path(tmp), watched=True)
             results["pipeline_watched"].append(seconds)
+            recorder = Recorder(Path(tmp) / f"record-{time.monotonic_ns()}")
+            seconds, _ = pipeline(encoded, Path(tmp), watched=False, recorder=recorder)
+            results["pipeline_recorded"].append(seconds)
+            recorded = recorder.health()
+            assert recorded["lines_written"] == count and not recorded["dropped_lines"], recorded
     rates = {k: count / min(v) for k, v in results.items()}
     labels = {"bare": "bare loop (baseline)", "core": "core: quote + 7 intervals",
               "live": "core, live: + body encoded",
               "pipeline": "pipeline + SQLite (bodies encoded when read)",
-              "pipeline_watched": "pipeline + SQLite, every product subscribed"}
+              "pipeline_watched": "pipeline + SQLite, every product subscribed",
+              "pipeline_recorded": "pipeline + SQLite, every product recorded"}
     targets = {"core": 300_000, "pipeline": 100_000}
     rows = []
     for key, label in labels.items():
@@ -211,6 +227,8 @@ def main() -> None:
         "settings": {"updates": count, "repeats": repeats, "pinned": pinned,
                      "batch": BATCH, "event_seconds": span, "quick": args.quick},
         "seconds": results, "updates_per_s": rates, "bars_stored": stored,
+        "recording": {key: recorded[key] for key in ("lines_written", "bytes_written",
+                                                      "dropped_lines")},
         "targets": {
             "core >= 300,000/s": {"figure": f"{rates['core']:,.0f}/s",
                                   "met": None if args.quick else rates["core"] >= 300_000},

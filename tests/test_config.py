@@ -42,6 +42,7 @@ def test_defaults_are_the_contracts() -> None:
     assert config.websocket.max_message_bytes == 65536
     assert config.websocket.idle_timeout == 30
     assert config.products == []
+    assert (config.record.path, config.record.codes) == ("", [])  # recording off
 
 
 def test_defaults_are_not_shared_between_loads() -> None:
@@ -89,6 +90,10 @@ max_codes = 50
 ping_interval = 5
 idle_timeout = 20
 
+[record]
+path = "recordings"
+codes = ["btcusdt", "ethusdt"]
+
 [[feeds]]
 kind = "sim"
 seed = 42
@@ -109,6 +114,7 @@ seed = 43
     assert (config.limits.quote_per_code, config.limits.kline_per_code,
             config.limits.category, config.limits.symbols) == (10, 11, 12, 13)
     assert (config.websocket.max_codes, config.websocket.ping_interval) == (50, 5)
+    assert (config.record.path, config.record.codes) == ("recordings", ["btcusdt", "ethusdt"])
     assert config.feeds == [
         SimFeedConfig(seed=42, rate=0.5, history=False, codes=["btcusdt"]),
         SimFeedConfig(seed=43),
@@ -139,6 +145,8 @@ def test_environment_variables_override_defaults() -> None:
         "TICKWIRE_ACCESS_WS_CONNECTIONS_PER_IP": "12",
         "TICKWIRE_LIMITS_QUOTE_PER_CODE": "9",
         "TICKWIRE_WEBSOCKET_IDLE_TIMEOUT": "60.5",
+        "TICKWIRE_RECORD_PATH": "/var/lib/tickwire/recordings",
+        "TICKWIRE_RECORD_CODES": '["btcusdt"]',
     })
     assert config.server.port == 8080
     assert config.server.gzip is True
@@ -148,6 +156,8 @@ def test_environment_variables_override_defaults() -> None:
     assert config.access.ws_connections_per_ip == 12
     assert config.limits.quote_per_code == 9
     assert config.websocket.idle_timeout == 60.5
+    assert (config.record.path, config.record.codes) == ("/var/lib/tickwire/recordings",
+                                                         ["btcusdt"])
 
 
 def test_other_environment_variables_are_ignored() -> None:
@@ -201,6 +211,8 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
     ("feeds = []\n", "feeds", "at least one"),
     ('[[feeds]]\nkind = "nosuch"\n', "feeds[0].kind", "one of: sim, replay"),
     ('[engine]\nkind = "nosuch"\n', "engine.kind", "memory"),
+    ('[record]\ncodes = "btcusdt"\n', "record.codes", "array"),
+    ("[record]\nfolder = 1\n", "record.folder", "unknown key"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, text: str, key: str, detail: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -266,6 +278,7 @@ def _serve(config: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     ('[access]\nallow = ["300.1.1.1"]\n', "access.allow[0]"),
     ('[server]\ntimezone = "Nowhere/Land"\n', "server.timezone"),
     ('[server]\nkline_order = "random"\n', "server.kline_order"),
+    ('[record]\npath = "rec"\ncodes = ["btcusdt", "nosuch"]\n', "record.codes"),
 ])
 def test_serve_with_a_bad_config_exits_2_with_one_line(
     tmp_path: Path, text: str, key: str
@@ -286,3 +299,15 @@ def test_serve_with_a_missing_config_exits_2_naming_the_file(tmp_path: Path) -> 
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert str(missing) in lines[0]
+
+
+def test_serve_with_a_recording_folder_it_cannot_write_in_stops_at_start(
+        tmp_path: Path) -> None:
+    (tmp_path / "rec").write_text("a file where the folder should be")
+    result = _serve(write(tmp_path, f'[record]\npath = "{tmp_path / "rec"}"\n'), tmp_path)
+    assert result.returncode == 1, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0] == (f"tickwire: record.path: cannot write recordings in {tmp_path / 'rec'}: "
+                        "not a folder")
+    assert not (tmp_path / "tickwire-data").exists()  # nothing started

@@ -31,7 +31,7 @@ def test_python_m_writes_the_reference() -> None:
 
 def test_every_key_default_and_variable_is_in_it() -> None:
     text = config_reference.reference()
-    for section in ("server", "access", "limits", "websocket", "engine"):
+    for section in ("server", "access", "limits", "websocket", "engine", "record"):
         assert f"## `[{section}]`" in text
         struct = getattr(Config(), section)
         for field in msgspec.structs.fields(struct):

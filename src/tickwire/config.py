@@ -168,6 +168,20 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     """What the ingest and the gateway share: "memory" (one process, SQLite for history)."""
 
 
+class RecordConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Recording: every live update of the recorded products, its quote body exactly as the
+    server pushes it, one JSON line `{"t":<receive time, Unix ms>,"body":{...}}` each, in
+    one gzip file per day of the receive time in UTC+8 (`2026-12-01.jsonl.gz`, a new file
+    at UTC+8 midnight whatever `server.timezone` says). Written at least once a second, so
+    a `kill -9` loses at most the last second."""
+
+    path: str = ""
+    """The folder of the recordings, made at start if missing (a folder the server cannot
+    write in stops it at start); empty: recording off."""
+    codes: list[str] = []
+    """The products recorded (empty: every product)."""
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     """The whole configuration: one table per section, `[[feeds]]` and `[[products]]`."""
 
@@ -176,6 +190,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     websocket: WebSocketConfig = msgspec.field(default_factory=WebSocketConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    record: RecordConfig = msgspec.field(default_factory=RecordConfig)
     feeds: list[FeedConfig] = msgspec.field(default_factory=lambda: [SimFeedConfig()])
     """The feeds, one `[[feeds]]` table each, told apart by `kind` (`sim` when a table names
     none); each product is driven by one feed."""
@@ -195,7 +210,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
 
 CONFIG_ENV = "TICKWIRE_CONFIG"
 """The environment variable naming the config file when no file is given."""
-ENV_SECTIONS = ("server", "access", "limits", "websocket", "engine")
+ENV_SECTIONS = ("server", "access", "limits", "websocket", "engine", "record")
 """The sections whose keys `TICKWIRE_<SECTION>_<KEY>` environment variables set."""
 _ENV_PREFIX = "TICKWIRE_"
 _PATH = re.compile(r"`\$\.?(.*)`")

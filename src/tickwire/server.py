@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from tickwire.catalogue import Catalogue, load_catalogue
-from tickwire.config import Config
+from tickwire.config import Config, ConfigError
 from tickwire.datadir import DataDirLock
 from tickwire.engine.base import Engine
 from tickwire.engine.memory import MemoryEngine
@@ -30,6 +30,7 @@ from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.service import IngestService
 from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
+from tickwire.recording import Recorder
 
 log = logging.getLogger("tickwire.server")
 
@@ -58,6 +59,26 @@ def build_engine(config: Config, catalogue: Catalogue, market: Market,
     if config.engine.kind == "memory":
         return MemoryEngine(catalogue, market, store)
     raise AssertionError(f"no engine {config.engine.kind!r}")  # the config allows no other
+
+
+def recorded_codes(config: Config, catalogue: Catalogue) -> list[str]:
+    """`[record] codes`, each checked against the catalogue (a `ConfigError` names an
+    unknown one)."""
+    for code in config.record.codes:
+        if code not in catalogue.products:
+            raise ConfigError(f"record.codes: unknown code {code!r}")
+    return list(config.record.codes)
+
+
+def build_recorder(config: Config, catalogue: Catalogue) -> Recorder | None:
+    """The recorder of `[record]` with its folder made, checked and taken (None when it is
+    off)."""
+    codes = recorded_codes(config, catalogue)
+    if not config.record.path:
+        return None
+    recorder = Recorder(Path(config.record.path), codes)
+    recorder.prepare()
+    return recorder
 
 
 def loopback_only_warning(config: Config) -> str | None:
@@ -101,15 +122,18 @@ def build(config: Config, feeds: list[Feed] | None = None) -> Server:
     if feeds is None:
         feeds = build_feeds(config.feeds, catalogue, tz,
                             lambda code: market.products[code].hours, config.data_path)
+    recorder = build_recorder(config, catalogue)
     lock = DataDirLock(config.data_path)
-    lock.acquire(f"serving {config.server.host}:{config.server.port}")
     try:
+        lock.acquire(f"serving {config.server.host}:{config.server.port}")
         store = SqliteStore(config.database_path)
         engine = build_engine(config, catalogue, market, store)
-        ingest = Ingest(market, engine, store, StoreWriter(store))
+        ingest = Ingest(market, engine, store, StoreWriter(store), recorder)
         ingest.restore()
     except BaseException:
         lock.release()
+        if recorder is not None:
+            recorder.close()  # frees its folder
         raise
     service = IngestService(ingest, feeds)
     app = create_app(config, engine)

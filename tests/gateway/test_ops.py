@@ -20,6 +20,7 @@ from tickwire.gateway.ops import _status, feed_metrics
     (IngestStatus(ready=True, feeds=[{"state": "live"}]), "ok"),
     (IngestStatus(ready=True, feeds=[{"state": "live"}, {"state": "down"}]), "degraded"),
     (IngestStatus(ready=True, feeds=[{"state": "finished"}], store_ok=False), "degraded"),
+    (IngestStatus(ready=True, feeds=[{"state": "live"}], record_ok=False), "degraded"),
 ])
 def test_health_status(ingest: IngestStatus | None, status: str) -> None:
     assert _status(ingest) == status

@@ -15,6 +15,7 @@ from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
 from tickwire.models import BUY, INTERVALS, Update
+from tickwire.recording import Recorder
 
 TS = 1_763_431_200_000  # Tuesday 2025-11-18 10:00 in Shanghai
 PRODUCTS = load_catalogue(None).products
@@ -144,3 +145,33 @@ async def test_windows_loaded_again_and_again_keep_every_bar_ever_loaded(
     assert [bar[0] for bar in older] == [TS + i * minute for i in range(299, -1, -1)]
     assert {bar[6] for bar in older} == {1.0}
     ingest.store.close()
+
+
+class Recorded(Recorder):
+    """A recorder that keeps what it is handed, to be looked at (nothing is written)."""
+
+    def __init__(self, folder: Path, codes: list[str]) -> None:
+        super().__init__(folder, codes)
+        self.handed: list[bytes] = []
+
+    def record(self, bodies: list[bytes]) -> None:
+        self.handed += bodies
+
+
+@pytest.mark.parametrize("codes", [["ethusdt"], []])
+def test_live_updates_of_recorded_products_are_encoded_and_recorded(
+        make: Make, tmp_path: Path, codes: list[str]) -> None:
+    plain, published, _ = make({"btcusdt"})
+    recorder = Recorded(tmp_path / "rec", codes)
+    pipe = Ingest(plain.market, plain.engine, plain.store, plain.writer, recorder)
+    pipe.backfill([tick("ethusdt", -2, 49.0), tick("ethusdt", -1, 49.5)])
+    assert recorder.handed == []  # history filled in is not recorded
+    pipe.publish([tick("btcusdt", 0, 100.0), tick("ethusdt", 0, 50.0),
+                  tick("nosuch", 0, 1.0), tick("ethusdt", 1, 51.0)])
+    assert [[code for code, _ in batch] for batch in published][-1] == ["btcusdt"]
+    eth = [b for b in recorder.handed if json.loads(b)["StockCode"] == "ethusdt"]
+    assert [json.loads(b)["Price"] for b in eth] == [50, 51]
+    assert eth[-1] == pipe.market.body("ethusdt")  # the bytes the server pushes and serves
+    btc = [b for b in recorder.handed if json.loads(b)["StockCode"] == "btcusdt"]
+    assert btc == ([] if codes else [published[-1][0][1]])  # a watched one: the same bytes
+    assert (pipe.updates_in, pipe.unknown) == (4, 1)

@@ -68,11 +68,12 @@ def printable(settings: Config) -> dict[str, Any]:
 
 def _check(settings: Config) -> None:
     """What `serve` checks before it starts, beyond the keys: the catalogue with the config's
-    products, their trading hours, and which feed drives which product."""
+    products, their trading hours, which feed drives which product, the recorded codes."""
     from tickwire.feeds.factory import claims
     from tickwire.market import Market, TimeZone
-    from tickwire.server import feed_catalogue
+    from tickwire.server import feed_catalogue, recorded_codes
 
     catalogue = feed_catalogue(settings)
     Market(catalogue.products.values(), TimeZone(settings.server.timezone))
     claims(settings.feeds, catalogue, settings.data_path)
+    recorded_codes(settings, catalogue)

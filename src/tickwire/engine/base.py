@@ -50,6 +50,10 @@ class IngestStatus(msgspec.Struct):
     store: dict[str, object] = {}
     store_ok: bool = True
     """False while the store cannot write (the changes wait, bounded, and are retried)."""
+    record: dict[str, object] = {}
+    """The recorder's health (`{"state": "off"}` without `[record]`)."""
+    record_ok: bool = True
+    """False while the recorder cannot write (the lines wait, bounded, and are retried)."""
     updates_in: int = 0
     unknown: int = 0
     """Updates of codes that are not in the catalogue (dropped)."""

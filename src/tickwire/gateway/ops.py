@@ -26,11 +26,12 @@ _OPENAPI = resources.files("tickwire").joinpath("openapi.json")
 
 
 def _status(ingest: IngestStatus | None) -> str:
-    """starting (503) until the ingest is ready; then ok, or degraded while a feed is down
-    or the store cannot write (still serving what it has)."""
+    """starting (503) until the ingest is ready; then ok, or degraded while a feed is down,
+    the store or the recorder cannot write (still serving what it has)."""
     if ingest is None or not ingest.ready:
         return "starting"
-    if not ingest.store_ok or any(f.get("state") == "down" for f in ingest.feeds):
+    if not (ingest.store_ok and ingest.record_ok) or any(
+            f.get("state") == "down" for f in ingest.feeds):
         return "degraded"
     return "ok"
 
@@ -42,6 +43,7 @@ def health(gateway: Gateway, ingest: IngestStatus | None) -> dict[str, object]:
         "engine": gateway.engine.health(),
         "feeds": ingest.feeds if ingest else [],
         "store": ingest.store if ingest else {},
+        "record": ingest.record if ingest else {},
         "connections": len(gateway.hub.connections),
         "subscriptions": gateway.hub.subscription_count,
         "products": len(gateway.engine.catalogue().products),
@@ -108,6 +110,15 @@ class _Collector:
                                   "writer's bound", value=_number(store.get("dropped_bars")))
         yield GaugeMetricFamily("tickwire_store_failing", "1 while the store cannot write",
                                 value=0 if ingest.store_ok else 1)
+        for name, key, what in _RECORD_COUNTERS:
+            yield CounterMetricFamily(name, what, value=_number(ingest.record.get(key)))
+
+
+_RECORD_COUNTERS = (
+    ("tickwire_record_lines", "lines_written", "Lines written to the recording"),
+    ("tickwire_record_dropped_lines", "dropped_lines",
+     "Lines dropped at the recorder's bound while it could not write"),
+    ("tickwire_record_errors", "errors", "Failed recording writes (each retried)"))
 
 
 def feed_metrics(feeds: list[dict[str, object]]) -> Iterator[Metric]:

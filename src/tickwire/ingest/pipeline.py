@@ -2,7 +2,9 @@
 
 Each update of a product a gateway watches (`Engine.watched`) is encoded once and published;
 the others are encoded only when read (`Market.body`), as most of a large catalogue is
-watched by nobody most of the time.
+watched by nobody most of the time. With a recorder, each live update of a recorded product
+is encoded too and its body handed to the recorder (watched or not); history filled in
+(`backfill`, `load_history`) is not recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tickwire.market import Market
 from tickwire.market.bars import BarRow
 from tickwire.market.quotes import DayStats
 from tickwire.models import INTERVALS, WINDOW, Update
+from tickwire.recording import Recorder
 
 log = logging.getLogger("tickwire.ingest")
 
@@ -26,11 +29,15 @@ class Ingest:
     """Folds the feeds' updates into the market, publishes bodies, persists changes."""
 
     def __init__(self, market: Market, engine: Engine, store: SqliteStore,
-                 writer: StoreWriter) -> None:
+                 writer: StoreWriter, recorder: Recorder | None = None) -> None:
         self.market = market
         self.engine = engine
         self.store = store
         self.writer = writer
+        self.recorder = recorder
+        self._recorded: frozenset[str] = frozenset() if recorder is None else \
+            recorder.codes if recorder.codes is not None else frozenset(market.products)
+        """The codes whose updates are recorded (none without a recorder)."""
         self.updates_in = 0
         self.unknown = 0
         self._missing = {code: frozenset(INTERVALS) for code in market.products}
@@ -66,11 +73,18 @@ class Ingest:
     def publish(self, updates: list[Update]) -> None:
         market = self.market
         known, apply, wanted = market.products, market.apply, self.engine.watched
-        batch = []
+        recorded = self._recorded
+        batch, bodies = [], []
         for update in updates:
             code = update.code
             if code not in known:
                 self.unknown += 1
+            elif code in recorded:  # encoded whether watched or not
+                body = apply(update)
+                if body is not None:
+                    bodies.append(body)
+                    if wanted(code):
+                        batch.append((code, body))
             elif wanted(code):
                 body = apply(update)
                 if body is not None:
@@ -80,6 +94,8 @@ class Ingest:
         self.updates_in += len(updates)
         if batch:
             self.engine.publish(batch)
+        if bodies and self.recorder is not None:
+            self.recorder.record(bodies)
 
     def backfill(self, updates: list[Update]) -> None:
         """History: folded in without encoding; the newest is published as a live one."""

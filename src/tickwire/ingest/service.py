@@ -28,13 +28,17 @@ class IngestService:
         self._tasks: list[asyncio.Task[None]] = []
 
     def status(self) -> IngestStatus:
-        ingest, writer = self.ingest, self.ingest.writer
+        ingest, writer, recorder = self.ingest, self.ingest.writer, self.ingest.recorder
         return IngestStatus(
             ready=self.ready, feeds=[r.status() for r in self.runners],
             store={"path": str(ingest.store.path), **writer.health()}, store_ok=writer.ok,
+            record=recorder.health() if recorder else {"state": "off"},
+            record_ok=recorder.ok if recorder else True,
             updates_in=ingest.updates_in, unknown=ingest.unknown)
 
     async def start(self) -> None:
+        if self.ingest.recorder is not None:
+            self.ingest.recorder.start()
         self.ingest.engine.report(self.status())
         for runner in self.runners:
             self._tasks.append(asyncio.create_task(runner.run(), name=runner.feed.name))
@@ -57,10 +61,12 @@ class IngestService:
         log.info("ready")
 
     async def stop(self) -> None:
-        """Stop the feeds, hand over the last changes and write them."""
+        """Stop the feeds, hand over the last changes and write them; end the recording."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self.ingest.persist()
         await asyncio.to_thread(self.ingest.writer.close)
+        if self.ingest.recorder is not None:
+            await asyncio.to_thread(self.ingest.recorder.close)
