@@ -103,7 +103,7 @@ def test_a_csv_that_is_not_trades_stops_the_start_naming_the_key(tmp_path: Path)
     bad = tmp_path / "bad.csv"
     bad.write_text("when,what\n1,2\n", encoding="utf-8")
     for path, says in ((bad, "the header must have time_ms,price,size,side"),
-                       (tmp_path / "nowhere.csv", "no trades file at")):
+                       (tmp_path / "nowhere.csv", "no file to replay at")):
         config = tmp_path / "bad.toml"
         write_config(config, free_port(), tmp_path / "data", replay_config(path))
         result = subprocess.run([sys.executable, "-m", "tickwire", "serve", "--config",

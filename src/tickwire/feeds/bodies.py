@@ -3,8 +3,9 @@ whose body clients get byte for byte.
 
 A body states the day's statistics, not what traded since the one before, so the volume a
 bar gets from a body is the rise of `TotalVol` since the product's previous body (all of it
-after a new day's reset; nothing for the first body seen). The event time is the body's
-`LastTime` (whole seconds), so bars are cut where the source cut them.
+after a new day's reset). For the first body seen of a product, it is the last trade's size
+when that trade is of the body's own second (`lastSize`), else nothing. The event time is
+the body's `LastTime` (whole seconds), so bars are cut where the source cut them.
 """
 
 from __future__ import annotations
@@ -28,11 +29,15 @@ class BodyUpdates:
         code, volume = quote.code, quote.volume
         before = self._volumes.get(code)
         self._volumes[code] = volume
-        traded = 0.0 if before is None else volume - before if volume >= before else volume
+        recent = quote.trades
+        if before is None:
+            now = bool(recent) and recent[0].time == quote.time[-len(recent[0].time):]
+            traded = min(quote.last_size, volume) if now else 0.0
+        else:
+            traded = volume - before if volume >= before else volume
         price = quote.price
         trades: list[tuple[float, float, int]] = []
         if traded > 0:
-            recent = quote.trades
             side = SELL if recent and recent[0].side == "sell" else BUY
             trades.append((price, traded, side))
         return Update(
