@@ -73,7 +73,8 @@ def start_server(
     ready: bool = True,
 ) -> Server:
     """Start `tickwire serve` with a config of `extra_config` and wait for a ready /healthz
-    (or, without `ready`, for any answer of it: a server still starting says 503)."""
+    (or, without `ready`, for any answer of it: a server still starting says 503, one that
+    does not admit this address 403)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     data_dir = data_dir or workdir / "data"
@@ -89,7 +90,7 @@ def start_server(
         )
     server = Server(port, data_dir, config, proc, log_path)
     try:
-        _wait_ready(server, ready_timeout, (200,) if ready else (200, 503))
+        _wait_ready(server, ready_timeout, (200,) if ready else (200, 403, 503))
     except BaseException:
         server.kill()  # whatever went wrong, no server is left running
         raise

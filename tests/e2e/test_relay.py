@@ -307,3 +307,23 @@ async def test_a_relay_restarted_while_its_upstream_is_down(
     finally:
         b.stop()
         a.stop()
+
+
+def test_an_upstream_that_refuses_this_address_is_a_clear_error_at_start(
+        tmp_path: Path) -> None:
+    """The upstream answers 403 (this server's address is not on its allow-list): the start
+    stops with the upstream's own words."""
+    upstream = start_server(tmp_path / "a", small_config(
+        '[access]\nallow = ["127.0.0.9/32"]\n'), ready=False)
+    try:
+        config = tmp_path / "relay.toml"
+        config.write_text(f'[server]\nport = {free_port()}\ndata_dir = "{tmp_path / "d"}"\n'
+                          + relay_config(upstream))
+        done = subprocess.run([sys.executable, "-m", "tickwire", "serve", "--config",
+                               str(config)], capture_output=True, text=True, timeout=60)
+    finally:
+        upstream.stop()
+    assert done.returncode != 0
+    assert f"cannot list the products of {upstream.url}" in done.stderr
+    assert "IP 127.0.0.1 is not authorized" in done.stderr
+    assert "Traceback" not in done.stderr
