@@ -54,19 +54,12 @@ class Catalogue:
                     if FRONT_MONTH in p.name else p for p in self.products.values()]
         return Catalogue(self.categories, products)
 
-    def with_products(self, extra: list[Product],
-                      categories: list[Category] | None = None) -> Catalogue:
-        """This catalogue plus `extra` products (same code replaces the shipped one), with
-        `categories` instead of its own when given."""
+    def with_products(self, extra: list[Product]) -> Catalogue:
+        """This catalogue plus `extra` products (same code replaces the shipped one)."""
         merged = {p.code: p for p in self.products.values()}
         for product in extra:
             merged[product.code] = product
-        return Catalogue(self.categories if categories is None else categories,
-                         list(merged.values()))
-
-    def only(self, codes: set[str]) -> Catalogue:
-        """This catalogue with only the products of `codes` (every category kept)."""
-        return Catalogue(self.categories, [p for p in self.products.values() if p.code in codes])
+        return Catalogue(self.categories, list(merged.values()))
 
 
 def _check(product: Product, category_ids: set[str]) -> None:

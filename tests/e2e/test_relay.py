@@ -12,10 +12,8 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import GENEROUS_LIMITS, small_config
-from tests.e2e.server import Server, free_port, start_server
+from tests.e2e.server import Server, free_port, http_stub, start_server
 from tickwire import AsyncClient
 from tickwire.client.events import Event
 from tickwire.feeds.relay import RECONCILE_AFTER
@@ -244,32 +242,15 @@ async def test_a_relay_chain_over_real_sockets(tmp_path: Path, upstream: Server,
 def test_an_upstream_that_answers_html_is_a_clear_error_at_start(tmp_path: Path) -> None:
     """A relay pointed at something that is no server of this protocol does not start, and
     says why, naming the upstream."""
-
-    class Html(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            page = b"<html><body>Welcome to nginx!</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    html = HTTPServer(("127.0.0.1", 0), Html)
-    threading.Thread(target=html.serve_forever, daemon=True).start()
-    try:
+    page = b"<html><body>Welcome to nginx!</body></html>"
+    with http_stub(lambda path: (200, page)) as where:
         config = tmp_path / "relay.toml"
         config.write_text(f'[server]\nport = {free_port()}\ndata_dir = "{tmp_path / "d"}"\n'
-                          f'[[feeds]]\nkind = "relay"\n'
-                          f'http_url = "http://127.0.0.1:{html.server_port}"\n')
+                          f'[[feeds]]\nkind = "relay"\nhttp_url = "http://{where}"\n')
         done = subprocess.run([sys.executable, "-m", "tickwire", "serve", "--config",
                                str(config)], capture_output=True, text=True, timeout=60)
-    finally:
-        html.shutdown()
     assert done.returncode != 0
-    assert f"cannot list the products of http://127.0.0.1:{html.server_port}" in done.stderr
+    assert f"cannot list the products of http://{where}" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -24,8 +24,9 @@ class BodyUpdates:
         """Bodies resume after a gap (an outage): the next one of each product is a first."""
         self._volumes.clear()
 
-    def update(self, quote: Quote, body: bytes) -> Update:
-        """The update of one decoded body (`quote`) and its bytes as received (`body`)."""
+    def update(self, quote: Quote, body: bytes, received_ms: int = 0) -> Update:
+        """The update of one decoded body (`quote`) and its bytes as received (`body`); at
+        `received_ms` when the body has no `LastTime`."""
         code, volume = quote.code, quote.volume
         before = self._volumes.get(code)
         self._volumes[code] = volume
@@ -41,7 +42,7 @@ class BodyUpdates:
             side = SELL if recent and recent[0].side == "sell" else BUY
             trades.append((price, traded, side))
         return Update(
-            code, quote.last_time * 1000, price,
+            code, quote.last_time * 1000 if quote.last_time > 0 else received_ms, price,
             [(level.price, level.volume) for level in quote.bids],
             [(level.price, level.volume) for level in quote.asks],
             trades,

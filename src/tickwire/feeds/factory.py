@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
-from tickwire.catalogue import Catalogue
+from tickwire.catalogue import CODE_PATTERN, Catalogue
 from tickwire.config import (
     ConfigError,
     FeedConfig,
@@ -25,6 +26,8 @@ from tickwire.market.clock import TimeZone
 from tickwire.market.hours import TradingHours
 from tickwire.models import Category, Product
 
+log = logging.getLogger("tickwire.feeds")
+
 RELAY_DECIMALS = 8
 """Decimals kept of the prices and volumes of a relayed product the catalogue lacks: the
 upstream's numbers pass through unchanged up to this many."""
@@ -39,8 +42,15 @@ def _replayed(path: str, code: str) -> tuple[tuple[str, ...], DataShape]:
 
 @functools.cache
 def _listed(http_url: str, data_dir: Path) -> Listing:
-    """An upstream's lists, asked once per process."""
-    return listing(http_url, data_dir)
+    """An upstream's lists, asked once per process; a listed code this server cannot serve
+    (not a `CODE_PATTERN`) is left out, with a warning."""
+    found = listing(http_url, data_dir)
+    usable = [p for p in found.products if CODE_PATTERN.match(p.code)]
+    if len(usable) < len(found.products):
+        odd = [p.code for p in found.products if not CODE_PATTERN.match(p.code)]
+        log.warning("relay leaves out codes it cannot serve", extra={
+            "upstream": http_url, "codes": odd[:10], "count": len(odd)})
+    return Listing(found.categories, usable)
 
 
 def _relayed(i: int, config: RelayFeedConfig, data_dir: Path) -> list[tuple[str, str, str]]:
@@ -91,11 +101,15 @@ def with_feed_products(configs: list[FeedConfig], catalogue: Catalogue, data_dir
                     if known else Product(code=code, name=name, category=category,
                                           precision=RELAY_DECIMALS,
                                           volume_precision=RELAY_DECIMALS, depth=5)
-    merged = catalogue.with_products(list(extra.values()), list(categories.values()))
-    if any(isinstance(c, SimFeedConfig) and not c.codes for c in configs):
-        return merged
-    driven = {code for codes in claims(configs, merged, data_dir) for code in codes}
-    return merged.only(driven)
+    products = {**catalogue.products, **extra}
+    if not any(isinstance(c, SimFeedConfig) and not c.codes for c in configs):
+        driven = {code for i, c in enumerate(configs) for code in _named(i, c, data_dir)}
+        products = {code: p for code, p in products.items() if code in driven}
+    for product in products.values():  # a [[products]] entry in a category of its own
+        if product.category not in categories and product.category in catalogue.by_category:
+            categories[product.category] = next(
+                c for c in catalogue.categories if c.id == product.category)
+    return Catalogue(list(categories.values()), list(products.values()))
 
 
 def _replay_data(i: int, config: ReplayFeedConfig) -> tuple[tuple[str, ...], DataShape]:

@@ -85,7 +85,8 @@ class _Link:
             while True:
                 try:
                     async for quote in stream:
-                        sink.publish([self.bodies.update(quote, quote.raw_json)])
+                        sink.publish([self.bodies.update(quote, quote.raw_json,
+                                                         int(time.time() * 1000))])
                         self.feed.pushes += 1
                     return
                 except UnknownCode as exc:  # the upstream no longer lists it: go on
@@ -195,7 +196,8 @@ class RelayFeed:
             log.warning("upstream quotes failed", extra={"feed": self.name, "error": str(exc)})
             return
         if sink is not None and quotes:
-            sink.publish([link.bodies.update(q, q.raw_json) for q in quotes])
+            now = int(time.time() * 1000)
+            sink.publish([link.bodies.update(q, q.raw_json, now) for q in quotes])
 
     async def _reconcile(self, history: HistorySink | None) -> None:
         """After each bar's end (plus `RECONCILE_AFTER`), the upstream's newest bars of that
