@@ -40,13 +40,13 @@ from benchlib import SERVER_CORE, table
 from tickwire.catalogue import load_catalogue
 from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.sqlite import SqliteStore
+from tickwire.feeds.record import Recorder
 from tickwire.feeds.sim import ProductSim
 from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
 from tickwire.market.hours import TradingHours
 from tickwire.models import Update
-from tickwire.recording import Recorder
 
 T0_MS = 1_763_424_000_000 + 2 * 3_600_000  # Tuesday 2025-11-18 10:00 in Shanghai
 RATE = 5.0

@@ -24,13 +24,13 @@ from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.feeds.base import Feed
 from tickwire.feeds.factory import build_feeds, with_feed_products
+from tickwire.feeds.record import Recorder
 from tickwire.gateway.app import create_app
 from tickwire.gateway.lowlevel import JsonErrorAppRunner
 from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.service import IngestService
 from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
-from tickwire.recording import Recorder
 
 log = logging.getLogger("tickwire.server")
 

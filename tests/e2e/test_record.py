@@ -15,7 +15,7 @@ import aiohttp
 
 from tests.e2e.conftest import small_config
 from tests.e2e.server import Server, start_server
-from tickwire.recording import SUFFIX, read_lines
+from tickwire.feeds.record import SUFFIX, read_lines
 
 PREFIX, SUFFIX_PUSH = b'{"body":', b"}"
 

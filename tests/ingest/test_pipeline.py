@@ -11,11 +11,11 @@ import pytest
 from tickwire.catalogue import Catalogue, load_catalogue
 from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.sqlite import SqliteStore
+from tickwire.feeds.record import Recorder
 from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
 from tickwire.models import BUY, INTERVALS, Update
-from tickwire.recording import Recorder
 
 TS = 1_763_431_200_000  # Tuesday 2025-11-18 10:00 in Shanghai
 PRODUCTS = load_catalogue(None).products

@@ -35,7 +35,7 @@ from tickwire.client.models import Bars
 from tickwire.config import RelayFeedConfig
 from tickwire.errors import TickwireError, UnknownCode
 from tickwire.feeds.base import FeedState, HistorySink, Sink
-from tickwire.feeds.bodies import BodyUpdates
+from tickwire.feeds.decode import BodyUpdates
 from tickwire.market.bars import BarRow, Interval
 from tickwire.market.clock import TimeZone
 from tickwire.models import INTERVALS, WINDOW

@@ -28,9 +28,9 @@ import msgspec
 
 from tickwire.client.models import Quote, decode_quote
 from tickwire.feeds.base import FeedState, Sink
-from tickwire.feeds.bodies import BodyUpdates
+from tickwire.feeds.decode import BodyUpdates
+from tickwire.feeds.record import read_lines
 from tickwire.models import BUY, SELL, Update
-from tickwire.recording import read_lines
 
 log = logging.getLogger("tickwire.feeds.replay")
 

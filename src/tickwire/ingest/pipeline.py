@@ -15,12 +15,12 @@ import time
 from tickwire.engine.base import Engine
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.feeds.base import HistorySink
+from tickwire.feeds.record import Recorder
 from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market
 from tickwire.market.bars import BarRow
 from tickwire.market.quotes import DayStats
 from tickwire.models import INTERVALS, WINDOW, Update
-from tickwire.recording import Recorder
 
 log = logging.getLogger("tickwire.ingest")
 

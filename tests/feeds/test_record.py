@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tickwire import recording
-from tickwire.recording import SUFFIX, Recorder, file_name, read_lines
+from tickwire.feeds import record as recording
+from tickwire.feeds.record import SUFFIX, Recorder, file_name, read_lines
 
 MIDNIGHT = 1_764_518_400.0
 """2025-12-01 00:00 in UTC+8 (16:00 UTC the day before), in Unix seconds."""
