@@ -49,7 +49,7 @@ RECONCILE_AFTER = 3.0
 """Seconds after a bar's end that the upstream's own is fetched in its place."""
 RECONCILE_ROWS = 3
 """Bars fetched to reconcile: the closed one, one before it, and the newly forming one."""
-FETCHES_AT_ONCE = 8
+FETCHES_AT_ONCE = 16
 """Upstream K-line requests in flight at once (each code is also held to its own limit)."""
 _DOWN_EVENTS = frozenset({"disconnected", "dead", "reconnecting", "failed"})
 
