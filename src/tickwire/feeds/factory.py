@@ -73,8 +73,8 @@ def with_feed_products(configs: list[FeedConfig], catalogue: Catalogue, data_dir
     - a relay's as its upstream lists them: the upstream's names and categories over the
       catalogue's product of the code (its hours, its precision), or a 24/7 product of
       `RELAY_DECIMALS`; a code `pinned` by `[[products]]` stays as configured;
-    - and when no simulator takes every product left over, only the products some feed
-      drives (a relay of the vendor serves the vendor's list, nothing else).
+    - and without a simulator, only the products some feed drives (a relay of the vendor
+      serves the vendor's list, nothing else).
     """
     extra: dict[str, Product] = {}
     categories = {c.id: c for c in catalogue.categories}
@@ -102,7 +102,7 @@ def with_feed_products(configs: list[FeedConfig], catalogue: Catalogue, data_dir
                                           precision=RELAY_DECIMALS,
                                           volume_precision=RELAY_DECIMALS, depth=5)
     products = {**catalogue.products, **extra}
-    if not any(isinstance(c, SimFeedConfig) and not c.codes for c in configs):
+    if not any(isinstance(c, SimFeedConfig) for c in configs):
         driven = {code for i, c in enumerate(configs) for code in _named(i, c, data_dir)}
         products = {code: p for code, p in products.items() if code in driven}
     for product in products.values():  # a [[products]] entry in a category of its own
