@@ -200,7 +200,10 @@ def test_an_unusable_folder_is_an_error_at_start(tmp_path: Path) -> None:
 
 def test_one_recorder_a_folder(tmp_path: Path) -> None:
     first, second = Recorder(tmp_path / "rec"), Recorder(tmp_path / "rec")
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / ".2025-12-01.jsonl.gz.x1y2.repair").write_bytes(b"half a repair")
     first.prepare()
+    assert [p.name for p in first.folder.iterdir()] == [recording.LOCK_FILE]  # tidied
     first.prepare()  # again: it has the folder already
     with pytest.raises(OSError, match=rf"record\.path: {tmp_path / 'rec'} is being recorded "
                                       rf"in by pid {os.getpid()} on "):

@@ -73,6 +73,8 @@ RETRY_FIRST, RETRY_MOST = 0.25, 5.0
 """Seconds before the first retry of a failed write, doubling up to the most."""
 
 _CHUNK = 1024 * 1024
+_REPAIR = ".repair"
+"""The ending of the temp file a repair writes (hidden, beside the file it repairs)."""
 _HEADER = zlib.compressobj(LEVEL, zlib.DEFLATED, 31).flush()[:10]
 """The 10-byte gzip header zlib writes at the start of each of the writer's members."""
 
@@ -209,7 +211,7 @@ def _ready_to_append(path: Path) -> None:
                           f"({last.bad}); move it away to record on")
         if not last.cut:
             return
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".repair")
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_REPAIR)
         try:
             with os.fdopen(fd, "wb") as out:
                 _copy(handle, out, last.start)
@@ -368,6 +370,8 @@ class Recorder:
         lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
         lock.flush()
         self._lock_file = lock
+        for stale in self.folder.glob(f".*{_REPAIR}"):  # a repair a kill interrupted
+            stale.unlink(missing_ok=True)
 
     def start(self) -> None:
         """Write from a thread until `close` (`prepare` first to fail at once on a folder
@@ -417,9 +421,10 @@ class Recorder:
     # writing -----------------------------------------------------------------------------
 
     def flush(self, finish: bool = False) -> None:
-        """Write everything waiting now, in the caller's thread (`finish`: and end the file's
-        member and close it). On an error what was not written stays waiting (the batch
-        not yet compressed goes back to the front) and the error is raised."""
+        """Write everything waiting now, in the caller's thread: the recorder's own, or any
+        while that is not running (`finish`: and end the file's member and close it). On an
+        error what was not written stays waiting (the batches not yet compressed go back to
+        the front) and the error is raised."""
         current = self._file
         if current is not None and current.out:
             self._write(current)
