@@ -39,6 +39,7 @@ def relay_config(upstream: Server) -> str:
 kind = "relay"
 http_url = "{upstream.url}"
 codes = "all"
+connections = 2
 """
 
 
