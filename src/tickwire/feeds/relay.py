@@ -61,10 +61,9 @@ def _rows(bars: Bars) -> list[BarRow]:
 class _Link:
     """One upstream WebSocket and the codes it carries."""
 
-    def __init__(self, feed: RelayFeed, codes: list[str], number: int) -> None:
+    def __init__(self, feed: RelayFeed, codes: list[str]) -> None:
         self.feed = feed
         self.codes = codes
-        self.number = number
         self.up = False
         self.bodies = BodyUpdates()
         self.client = AsyncClient(feed.config.http_url, feed.config.ws_url or None,
@@ -149,7 +148,7 @@ class RelayFeed:
     async def run(self, sink: Sink) -> None:
         self._sink = sink
         count = min(self.config.connections, len(self.codes)) or 1
-        self._links = [_Link(self, self.codes[i::count], i) for i in range(count)]
+        self._links = [_Link(self, self.codes[i::count]) for i in range(count)]
         self._windows, self._filling = asyncio.Queue(), 0
         self.state, self.error = FeedState.CONNECTING, None
         try:
