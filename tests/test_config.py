@@ -213,6 +213,21 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
     ('[engine]\nkind = "nosuch"\n', "engine.kind", "memory"),
     ('[record]\ncodes = "btcusdt"\n', "record.codes", "array"),
     ("[record]\nfolder = 1\n", "record.folder", "unknown key"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\n', "feeds[0]", "symbols"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "Binance"\nsymbols = ["BTC/USDT"]\n',
+     "feeds[0].exchange", "ccxt exchange id"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\nsymbols = []\n',
+     "feeds[0].symbols", "at least one"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\nsymbols = ["BTC/USDT", "BTCUSDT"]\n',
+     "feeds[0].symbols[1]", "'BTCUSDT'"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "okx"\nsymbols = ["BTC/USDT"]\ndepth = 11\n',
+     "feeds[0].depth", "1 to 10"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "okx"\nsymbols = ["BTC/USDT"]\ntrades = 3\n',
+     "feeds[0].trades", "5, or 0"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "okx"\nsymbols = ["BTC/USDT"]\n'
+     'rest_url = "http://127.0.0.1:9"\n', "feeds[0].rest_url", "binance"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\nsymbols = ["BTC/USDT"]\n'
+     'ws_url = "ftp://x"\n', "feeds[0].ws_url", ""),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, text: str, key: str, detail: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -156,7 +156,41 @@ class RelayFeedConfig(msgspec.Struct, tag="relay", tag_field="kind",
     """Upstream WebSockets the codes are spread over (1 to 6)."""
 
 
-FeedConfig = SimFeedConfig | ReplayFeedConfig | RelayFeedConfig
+MAX_DEPTH = 10
+"""The most book levels a side a quote carries (PROTOCOL 5)."""
+RECENT_TRADES = 5
+"""The recent trades a quote's `BS` carries (the market keeps this many)."""
+REFERENCE_EXCHANGE = "binance"
+"""The exchange the tests prove exact; the only one `rest_url`/`ws_url` can point elsewhere."""
+_EXCHANGE_ID = re.compile(r"^[a-z0-9]+$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9]+/[A-Za-z0-9]+(:[A-Za-z0-9-]+)?$")
+
+
+class ExchangeFeedConfig(msgspec.Struct, tag="exchange", tag_field="kind",
+                         forbid_unknown_fields=True):
+    """A crypto exchange's public streams through ccxt (the `exchanges` extra): its trades
+    and order books live, its own candles for the K-line windows at start. Each symbol is
+    served as lowercase base and quote (`BTC/USDT`: `btcusdt`) in category "4", at the
+    market's own price and size precision."""
+
+    exchange: str
+    """A ccxt exchange id: "binance" (the reference), "okx", "bybit", "kraken", ..."""
+    symbols: list[str]
+    """ccxt symbols, e.g. ["BTC/USDT", "ETH/USDT"]; one the exchange does not list stops the
+    start."""
+    depth: int = MAX_DEPTH
+    """Book levels a side in the quote (1 to 10)."""
+    trades: int = RECENT_TRADES
+    """Recent trades in the quote's `BS`: 5, or 0 for none."""
+    rest_url: str = ""
+    """Another address for the reference exchange's public REST API (its `/api/v3`), e.g. a
+    local fake in tests; empty: the exchange's own."""
+    ws_url: str = ""
+    """Another address for the reference exchange's spot WebSocket (its `/ws`); empty: the
+    exchange's own."""
+
+
+FeedConfig = SimFeedConfig | ReplayFeedConfig | RelayFeedConfig | ExchangeFeedConfig
 """Every kind of feed, told apart by `kind`: a new kind is a config class here and a module
 in `tickwire.feeds`."""
 
@@ -328,6 +362,35 @@ def _validate(config: Config) -> None:
                 raise ConfigError(f"feeds[{i}].path: a file, a folder or a glob is needed")
         if isinstance(feed, RelayFeedConfig):
             _validate_relay(i, feed)
+        if isinstance(feed, ExchangeFeedConfig):
+            _validate_exchange(i, feed)
+
+
+def _validate_exchange(i: int, feed: ExchangeFeedConfig) -> None:
+    if not _EXCHANGE_ID.match(feed.exchange):
+        raise ConfigError(f"feeds[{i}].exchange: {feed.exchange!r} is not a ccxt exchange id "
+                          "(lowercase, e.g. \"binance\")")
+    if not feed.symbols:
+        raise ConfigError(f"feeds[{i}].symbols: at least one symbol, e.g. [\"BTC/USDT\"]")
+    for j, symbol in enumerate(feed.symbols):
+        if not _SYMBOL.match(symbol):
+            raise ConfigError(f"feeds[{i}].symbols[{j}]: {symbol!r} is not a symbol like "
+                              "\"BTC/USDT\"")
+    if not 1 <= feed.depth <= MAX_DEPTH:
+        raise ConfigError(f"feeds[{i}].depth: must be 1 to {MAX_DEPTH}")
+    if feed.trades not in (0, RECENT_TRADES):
+        raise ConfigError(f"feeds[{i}].trades: {RECENT_TRADES}, or 0 for none")
+    for key, check, value in (("rest_url", http_url, feed.rest_url),
+                              ("ws_url", ws_url, feed.ws_url)):
+        if not value:
+            continue
+        if feed.exchange != REFERENCE_EXCHANGE:
+            raise ConfigError(f"feeds[{i}].{key}: only for exchange "
+                              f"\"{REFERENCE_EXCHANGE}\"")
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ConfigError(f"feeds[{i}].{key}: {exc}") from None
 
 
 def _validate_relay(i: int, feed: RelayFeedConfig) -> None:
