@@ -7,10 +7,8 @@ the data dir, so a restart while the upstream is down still serves the products 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -18,6 +16,7 @@ import msgspec
 from tickwire.client.aio import AsyncClient
 from tickwire.client.limits import Limits
 from tickwire.errors import TickwireError
+from tickwire.feeds.kept import NothingKept, asked_or_kept
 from tickwire.models import Category
 
 log = logging.getLogger("tickwire.feeds.relay")
@@ -62,21 +61,13 @@ def _kept_at(data_dir: Path, http_url: str) -> Path:
 def listing(http_url: str, data_dir: Path) -> Listing:
     """The upstream's lists, asked now; the ones kept from an earlier start if it cannot be
     asked (logged); `UpstreamError` if there are none."""
-    kept = _kept_at(data_dir, http_url)
     try:
-        with ThreadPoolExecutor(1) as apart:  # the caller's loop may be running: not on it
-            fresh = apart.submit(asyncio.run, fetch_listing(http_url)).result()
-    except (TickwireError, OSError, ValueError) as exc:
-        why = f"{type(exc).__name__}: {exc}"
-        try:
-            old = msgspec.json.decode(kept.read_bytes(), type=Listing)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            raise UpstreamError(f"cannot list the products of {http_url}: {why}") from None
+        found, why = asked_or_kept(_kept_at(data_dir, http_url),
+                                   lambda: fetch_listing(http_url), Listing,
+                                   (TickwireError, OSError, ValueError))
+    except NothingKept as exc:
+        raise UpstreamError(f"cannot list the products of {http_url}: {exc}") from None
+    if why is not None:
         log.warning("upstream unreachable: relaying the products it listed before",
-                    extra={"upstream": http_url, "error": why, "products": len(old.products)})
-        return old
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    temporary = kept.with_suffix(".tmp")
-    temporary.write_bytes(msgspec.json.encode(fresh))
-    temporary.replace(kept)
-    return fresh
+                    extra={"upstream": http_url, "error": why, "products": len(found.products)})
+    return found
