@@ -12,12 +12,15 @@ import msgspec
 from tickwire.catalogue import CODE_PATTERN, Catalogue
 from tickwire.config import (
     ConfigError,
+    ExchangeFeedConfig,
     FeedConfig,
     RelayFeedConfig,
     ReplayFeedConfig,
     SimFeedConfig,
 )
 from tickwire.feeds.base import Feed
+from tickwire.feeds.exchange import ExchangeFeed
+from tickwire.feeds.markets import MarketInfo, code_of, markets
 from tickwire.feeds.relay import RelayFeed
 from tickwire.feeds.replay import DataShape, ReplayError, ReplayFeed, replay_files, shape_of
 from tickwire.feeds.sim import SimFeed
@@ -65,6 +68,44 @@ def _relayed(i: int, config: RelayFeedConfig, data_dir: Path) -> list[tuple[str,
     return [(listed[c].code, listed[c].name, listed[c].category) for c in config.codes]
 
 
+EXCHANGE_CATEGORY = "4"
+"""The category of an exchange feed's products (数字货币, crypto)."""
+
+
+@functools.cache
+def _markets(exchange: str, symbols: tuple[str, ...], rest_url: str, ws_url: str,
+             data_dir: Path) -> dict[str, MarketInfo]:
+    """An exchange's markets, asked once per process (kept in the data dir)."""
+    return markets(ExchangeFeedConfig(exchange, list(symbols), rest_url=rest_url,
+                                      ws_url=ws_url), data_dir)
+
+
+def _exchanged(i: int, config: ExchangeFeedConfig, data_dir: Path) -> list[Product]:
+    """The products of an exchange feed, one a symbol, in the order of `symbols`."""
+    try:
+        listed = _markets(config.exchange, tuple(config.symbols), config.rest_url,
+                          config.ws_url, data_dir)
+    except ConfigError as exc:  # no ccxt, or an exchange it does not have
+        raise ConfigError(f"feeds[{i}].exchange: {exc}") from None
+    products: dict[str, Product] = {}
+    for j, symbol in enumerate(config.symbols):
+        market = listed.get(symbol)
+        if market is None:
+            raise ConfigError(f"feeds[{i}].symbols[{j}]: {config.exchange} does not list "
+                              f"{symbol!r}")
+        code = code_of(symbol)
+        if not CODE_PATTERN.match(code):
+            raise ConfigError(f"feeds[{i}].symbols[{j}]: {symbol!r} makes no usable code")
+        if code in products:
+            raise ConfigError(f"feeds[{i}].symbols[{j}]: {symbol!r} and "
+                              f"{products[code].name!r} both make the code {code!r}")
+        products[code] = Product(code=code, name=symbol, category=EXCHANGE_CATEGORY,
+                                 precision=market.precision,
+                                 volume_precision=market.volume_precision,
+                                 depth=config.depth, trades=config.trades > 0)
+    return list(products.values())
+
+
 def with_feed_products(configs: list[FeedConfig], catalogue: Catalogue, data_dir: Path,
                        pinned: frozenset[str] = frozenset()) -> Catalogue:
     """The catalogue with the products the feeds bring:
@@ -73,6 +114,9 @@ def with_feed_products(configs: list[FeedConfig], catalogue: Catalogue, data_dir
     - a relay's as its upstream lists them: the upstream's names and categories over the
       catalogue's product of the code (its hours, its precision), or a 24/7 product of
       `RELAY_DECIMALS`; a code `pinned` by `[[products]]` stays as configured;
+    - an exchange feed's, one a symbol, in category "4" at the market's precision (the
+      exchange's markets are asked at start, and kept in the data dir); a code `pinned` by
+      `[[products]]` stays as configured;
     - and without a simulator, only the products some feed drives (a relay of the vendor
       serves the vendor's list, nothing else).
     """
@@ -101,6 +145,10 @@ def with_feed_products(configs: list[FeedConfig], catalogue: Catalogue, data_dir
                     if known else Product(code=code, name=name, category=category,
                                           precision=RELAY_DECIMALS,
                                           volume_precision=RELAY_DECIMALS, depth=5)
+        elif isinstance(config, ExchangeFeedConfig):
+            for product in _exchanged(i, config, data_dir):
+                if product.code not in pinned:
+                    extra[product.code] = product
     products = {**catalogue.products, **extra}
     if not any(isinstance(c, SimFeedConfig) for c in configs):
         driven = {code for i, c in enumerate(configs) for code in _named(i, c, data_dir)}
@@ -125,6 +173,8 @@ def _named(i: int, config: FeedConfig, data_dir: Path) -> list[str]:
         return _replay_data(i, config)[1].codes
     if isinstance(config, RelayFeedConfig):
         return [code for code, _, _ in _relayed(i, config, data_dir)]
+    if isinstance(config, ExchangeFeedConfig):
+        return [code_of(symbol) for symbol in config.symbols]
     return list(config.codes)
 
 
@@ -173,6 +223,11 @@ def _build(i: int, config: FeedConfig, codes: list[str], catalogue: Catalogue, t
                        history=config.history, name=name)
     if isinstance(config, RelayFeedConfig):
         return RelayFeed(config, codes, tz, name=name)
+    if isinstance(config, ExchangeFeedConfig):
+        try:
+            return ExchangeFeed(config, tz, name=name)
+        except ConfigError as exc:
+            raise ConfigError(f"feeds[{i}].exchange: {exc}") from None
     files, _ = _replay_data(i, config)
     return ReplayFeed([Path(f) for f in files], codes, config.code, speed=config.speed,
                       loop=config.loop, name=name)

@@ -1,0 +1,346 @@
+"""Exchange: a crypto exchange's public streams, through ccxt (`tickwire[exchanges]`).
+
+Each symbol has two streams of its own, watched with ccxt.pro: its trades
+(`watch_trades`) and its order book (`watch_order_book`). A trade is an update at the
+exchange's trade time, priced at the trade, with its size and side (the aggressor: 2 buy,
+1 sell); a book is an update of the top `depth` levels a side, without a price.
+
+The order book is ccxt's: for Binance, the REST snapshot plus the diff stream by Binance's
+documented rules, each diff's first update id checked against the previous one's last.
+ccxt answers a gap by dropping that symbol's book and failing its watch
+(`ChecksumError`); the feed counts a resync and watches the symbol again, which makes
+ccxt subscribe again and fetch a new snapshot: only that symbol is resynchronised. A
+crossed book (best bid at or above best ask) is never handed on: it is skipped and counted.
+
+Clock: the exchange's event times (trade and book times) drive it, carried forward by this
+machine's monotonic time since the newest event, `CLOCK_LAG_MS` behind, so quiet symbols
+still close their bars; it stops while every stream of trades is down.
+
+History: at start, before the streams, each symbol's windows of the intervals that the
+exchange's candles can give as they are (`1m` to `1h`, where the service time zone's bars
+line up with the exchange's UTC ones): 600 `1m`, 300 of the others. Day bars are rolled up
+from the `1h` candles in the service time zone (some 12 days), and today's statistics
+(open, high, low, volume, previous close) come from them; months are built from live
+trades only. After a stream of trades was down, the candles of the bars that ended during
+the outage are fetched, and the bar it came back in once that bar has ended, so those bars
+are the exchange's own (no bar lost, none short of the trades missed).
+
+Outages: a stream that fails for a reason worth retrying (ccxt's `NetworkError` family:
+the connection lost, `ExchangeNotAvailable`, `DDoSProtection`, `RateLimitExceeded`,
+timeouts) leaves the feed `down` with that reason, and is watched again after a capped,
+jittered backoff; clients keep the last quotes. Anything else is raised to the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from tickwire.client.backoff import Backoff
+from tickwire.config import ExchangeFeedConfig
+from tickwire.feeds.base import FeedState, HistorySink, Sink
+from tickwire.feeds.markets import code_of, make_exchange
+from tickwire.market.bars import CLOSE, OPEN, BarRow, Interval, combine
+from tickwire.market.clock import TimeZone
+from tickwire.market.quotes import DayStats
+from tickwire.models import BUY, SELL, WINDOW, Update
+
+log = logging.getLogger("tickwire.feeds.exchange")
+
+CLOCK_LAG_MS = 2_000
+"""How far the feed's clock runs behind the exchange's newest event (carried forward by
+this machine's time): a trade stamped a little before a bar's end still lands in it."""
+TIMEFRAMES = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1h"}
+"""The intervals filled from the exchange's candles as they are, and ccxt's names of them."""
+RECONCILE_ROWS = 2
+"""Candles fetched to reconcile the bar a trade stream came back in, once it has ended."""
+
+
+def _network_error() -> tuple[type[BaseException], type[BaseException]]:
+    import ccxt
+
+    return ccxt.NetworkError, ccxt.ChecksumError
+
+
+class ExchangeFeed:
+    """Streams `config.symbols` of `config.exchange` (see the module's text)."""
+
+    def __init__(self, config: ExchangeFeedConfig, tz: TimeZone,
+                 name: str = "exchange") -> None:
+        self.name = name
+        self.config = config
+        self.tz = tz
+        self.codes = [code_of(symbol) for symbol in config.symbols]
+        self.state = FeedState.CONNECTING
+        self.error: str | None = None
+        self.trades = 0
+        self.books = 0
+        self.crossed = 0
+        """Books skipped because the best bid was at or above the best ask."""
+        self.resyncs: dict[str, int] = {}
+        """Books fetched again after a gap in the diff sequence, by code."""
+        self.reconnects = 0
+        self.candles = 0
+        self.reconciled = 0
+        """Bars replaced by the exchange's own after a trade stream came back."""
+        self._due: list[tuple[int, int, str, str, str]] = []
+        """(bar end, bar open, symbol, code, interval): bars to reconcile once the clock
+        passes their end."""
+        self._tasks: asyncio.TaskGroup | None = None
+        self._exchange: Any = make_exchange(config)  # no request until `run`
+        self._down: dict[str, str] = {}
+        """Streams that are down ("trades BTC/USDT"), and why."""
+        self._waiting: set[str] = set()
+        """Streams that have not yet delivered since the start."""
+        self._event_ms: int | None = None
+        self._event_at = 0.0
+        self._advanced = 0
+        self._books: dict[str, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
+
+    def status(self) -> dict[str, object]:
+        return {"kind": "exchange", "exchange": self.config.exchange,
+                "symbols": len(self.config.symbols), "streams_down": len(self._down),
+                "trades": self.trades, "books": self.books, "crossed_books": self.crossed,
+                "resyncs": sum(self.resyncs.values()), "reconnects": self.reconnects,
+                "candles": self.candles}
+
+    # running ------------------------------------------------------------------------------
+
+    async def run(self, sink: Sink) -> None:
+        exchange = self._exchange
+        if exchange is None:  # a restart by the supervisor: a fresh exchange object
+            exchange = self._exchange = make_exchange(self.config)
+        self.state, self.error = FeedState.CONNECTING, None
+        self._down.clear()
+        self._books.clear()
+        try:
+            if sink.history is not None:
+                await self._fill(exchange, sink.history)
+            self._waiting = {f"{kind} {s}" for s in self.config.symbols
+                             for kind in ("trades", "book")}
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                for symbol, code in zip(self.config.symbols, self.codes, strict=True):
+                    tasks.create_task(self._watch_trades(exchange, sink, symbol, code))
+                    tasks.create_task(self._watch_book(exchange, sink, symbol, code))
+                tasks.create_task(self._clock(sink))
+        except ExceptionGroup as group:  # the supervisor shows the error itself, not a group
+            raise group.exceptions[0] from None
+        finally:
+            self._exchange, self._tasks = None, None
+            self._due.clear()
+            await exchange.close()
+
+    async def _watch_trades(self, exchange: Any, sink: Sink, symbol: str, code: str) -> None:
+        key = f"trades {symbol}"
+        down_since: int | None = None
+        backoff = Backoff()
+        network, _ = _network_error()
+        while True:
+            try:
+                trades = await exchange.watch_trades(symbol)
+            except network as exc:
+                if down_since is None:
+                    down_since = self._clock_ms()
+                await self._went_down(key, exc, backoff)
+                continue
+            updates = sorted((self._trade(code, t) for t in trades), key=lambda u: u.ts)
+            if down_since is not None and sink.history is not None and self._tasks is not None:
+                # beside the stream, never in its way: ccxt hands on a trade that came while
+                # nothing awaited it only with the next one, and keeps at most 1,000
+                resumed = updates[0].ts if updates else self._clock_ms()
+                self._tasks.create_task(self._refill(exchange, sink.history, symbol, code,
+                                                     down_since, resumed))
+            down_since = None
+            self._came_up(key, backoff)
+            if updates:
+                self.trades += len(updates)
+                self._note(updates[-1].ts)
+                sink.publish(updates)
+
+    def _trade(self, code: str, trade: dict[str, Any]) -> Update:
+        price, size = float(trade["price"]), float(trade["amount"])
+        side = BUY if trade.get("side") == "buy" else SELL
+        stamp = trade.get("timestamp")
+        return Update(code, int(stamp) if stamp else self._clock_ms(), price,
+                      trades=[(price, size, side)])
+
+    async def _watch_book(self, exchange: Any, sink: Sink, symbol: str, code: str) -> None:
+        key = f"book {symbol}"
+        backoff = Backoff()
+        network, gap = _network_error()
+        depth = self.config.depth
+        while True:
+            try:
+                book = await exchange.watch_order_book(symbol)
+            except gap as exc:  # ccxt dropped the book: watching again resynchronises it
+                self.resyncs[code] = self.resyncs.get(code, 0) + 1
+                log.warning("order book gap: resynchronising", extra={
+                    "feed": self.name, "symbol": symbol, "error": str(exc)[:200]})
+                continue
+            except network as exc:
+                await self._went_down(key, exc, backoff)
+                continue
+            self._came_up(key, backoff)
+            bids = [(float(p), float(v)) for p, v, *_ in book["bids"][:depth]]
+            asks = [(float(p), float(v)) for p, v, *_ in book["asks"][:depth]]
+            if bids and asks and bids[0][0] >= asks[0][0]:
+                self.crossed += 1
+                continue
+            if self._books.get(code) == (bids, asks):
+                continue  # nothing changed in the levels served
+            self._books[code] = (bids, asks)
+            stamp = book.get("timestamp")  # none on a snapshot: at the feed's clock
+            ts = int(stamp) if stamp else self._clock_ms()
+            self.books += 1
+            self._note(ts)
+            sink.publish([Update(code, ts, None, bids, asks)])
+
+    # state --------------------------------------------------------------------------------
+
+    async def _went_down(self, key: str, exc: BaseException, backoff: Backoff) -> None:
+        why = f"{self.config.exchange} {key}: {type(exc).__name__}: {str(exc)[:200]}"
+        if key not in self._down:
+            log.warning("exchange stream down", extra={"feed": self.name, "error": why})
+        self._down[key] = why
+        self.state, self.error = FeedState.DOWN, why
+        await asyncio.sleep(backoff.next())
+
+    def _came_up(self, key: str, backoff: Backoff) -> None:
+        self._waiting.discard(key)
+        if key in self._down:
+            del self._down[key]
+            self.reconnects += 1
+            backoff.reset()
+        if self._down:
+            self.error = next(iter(self._down.values()))
+        else:
+            self.error = None
+            self.state = FeedState.CONNECTING if self._waiting else FeedState.LIVE
+
+    # clock --------------------------------------------------------------------------------
+
+    def _note(self, ts: int) -> None:
+        if self._event_ms is None or ts > self._event_ms:
+            self._event_ms, self._event_at = ts, time.monotonic()
+
+    def _clock_ms(self) -> int:
+        """The exchange's newest event time carried forward by this machine's time."""
+        if self._event_ms is None:
+            return int(time.time() * 1000)
+        return self._event_ms + int((time.monotonic() - self._event_at) * 1000)
+
+    async def _clock(self, sink: Sink) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self._event_ms is None or all(
+                    f"trades {symbol}" in self._down for symbol in self.config.symbols):
+                continue
+            now = self._clock_ms() - CLOCK_LAG_MS
+            if now > self._advanced:
+                self._advanced = now
+                sink.advance(now)
+            due = [item for item in self._due if item[0] <= now]
+            if due and sink.history is not None and self._tasks is not None:
+                self._due = [item for item in self._due if item[0] > now]
+                for _, start, symbol, code, interval in due:
+                    self._tasks.create_task(self._reconcile(sink.history, symbol, code,
+                                                            interval, start))
+
+    # history ------------------------------------------------------------------------------
+
+    async def _fill(self, exchange: Any, history: HistorySink) -> None:
+        """Each symbol's windows from the exchange's candles (see the module's text). A
+        failure is logged: the bars are then built from the trades alone."""
+        for symbol, code in zip(self.config.symbols, self.codes, strict=True):
+            bars: dict[str, list[BarRow]] = {}
+            for interval, timeframe in TIMEFRAMES.items():
+                rows = await self._candles(exchange, symbol, interval, timeframe,
+                                           WINDOW[interval])
+                if rows:
+                    bars[interval] = rows
+            stats = None
+            if "1h" in bars:
+                days = self._days(bars["1h"])
+                if days:
+                    bars["1d"] = days
+                    stats = self._today(days, bars["1h"])
+            if bars:
+                history.load_history(code, bars, stats)
+
+    async def _refill(self, exchange: Any, history: HistorySink, symbol: str, code: str,
+                      since: int, resumed: int) -> None:
+        """After `symbol`'s trades were down from `since` until a trade at `resumed`: the
+        exchange's candles of the bars that ended before `resumed`, in place of those built
+        here (a flat bar for the outage, a bar that lacks the trades missed); the bar that
+        `resumed` falls in is fetched again once it has ended (`_reconcile`)."""
+        bars: dict[str, list[BarRow]] = {}
+        for interval, timeframe in TIMEFRAMES.items():
+            aligned = Interval(interval, self.tz)
+            current = aligned.floor(resumed)
+            first = aligned.floor(since)
+            limit = min(max(current - first, 0) // aligned.length + 1, WINDOW[interval])
+            rows = await self._candles(exchange, symbol, interval, timeframe, limit,
+                                       since=first)
+            rows = [row for row in rows if row[0] < current]
+            if rows:
+                bars[interval] = rows
+            self._due.append((aligned.following(current), current, symbol, code, interval))
+        if bars:
+            history.load_history(code, bars, None)
+
+    async def _reconcile(self, history: HistorySink, symbol: str, code: str,
+                         interval: str, start: int) -> None:
+        """The exchange's bar of `interval` opening at `start` (and the next, if ended) in
+        place of those built here."""
+        aligned = Interval(interval, self.tz)
+        current = aligned.floor(self._clock_ms() - CLOCK_LAG_MS)
+        rows = await self._candles(self._exchange, symbol, interval, TIMEFRAMES[interval],
+                                   RECONCILE_ROWS, since=start)
+        rows = [row for row in rows if row[0] < current]
+        if rows:
+            self.reconciled += len(rows)
+            history.load_history(code, {interval: rows}, None)
+
+    async def _candles(self, exchange: Any, symbol: str, interval: str, timeframe: str,
+                       limit: int, since: int | None = None) -> list[BarRow]:
+        """`limit` candles of `symbol` from `since` (None: the newest), oldest first, when
+        they line up with this server's bars of `interval`; none after a failure (logged)."""
+        network, _ = _network_error()
+        try:
+            raw = await exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
+        except network as exc:
+            log.warning("exchange candles failed", extra={
+                "feed": self.name, "symbol": symbol, "interval": interval,
+                "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+            return []
+        rows = [(int(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4]),
+                 float(c[5] or 0.0)) for c in raw if None not in c[:5]]
+        aligned = Interval(interval, self.tz)
+        if not rows or aligned.floor(rows[0][0]) != rows[0][0]:
+            return []  # the service time zone's bars do not line up with the exchange's
+        self.candles += len(rows)
+        return rows
+
+    def _days(self, hours: list[BarRow]) -> list[BarRow]:
+        """Day bars of the service time zone rolled up from `1h` candles (oldest first),
+        the first day left out unless its first hour is there."""
+        day = Interval("1d", self.tz)
+        groups: dict[int, list[BarRow]] = {}
+        for row in hours:
+            groups.setdefault(day.floor(row[0]), []).append(row)
+        days = [combine(start, rows, 8) for start, rows in groups.items()]
+        if days and groups[days[0][0]][0][0] != days[0][0]:
+            days = days[1:]
+        return days
+
+    def _today(self, days: list[BarRow], hours: list[BarRow]) -> DayStats | None:
+        """The quote's statistics of the newest day of `days`."""
+        start, today_open, high, low, close, volume = days[-1]
+        earlier = [row for row in hours if row[0] < start]
+        last_close = earlier[-1][CLOSE] if earlier else today_open
+        return DayStats(day=start, ts=hours[-1][0], price=close, open=today_open, high=high,
+                        low=low, last_close=last_close, volume=volume,
+                        amount=volume * (days[-1][OPEN] + high + low + close) / 4)
