@@ -1,0 +1,322 @@
+"""The exchange feed against a local fake Binance (real sockets, the real ccxt), on the real
+capture of Binance's order books and real Binance trades with Binance's own candles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tickwire.catalogue import load_catalogue
+from tickwire.config import ExchangeFeedConfig
+from tickwire.feeds.base import FeedState
+from tickwire.feeds.exchange import ExchangeFeed
+from tickwire.feeds.factory import with_feed_products
+from tickwire.market import Market
+from tickwire.market.bars import BarRow
+from tickwire.market.clock import TimeZone
+from tickwire.market.quotes import DayStats
+from tickwire.models import INTERVALS, Product, Update
+
+from .fake_binance import (
+    Book,
+    FakeBinance,
+    Listed,
+    capture_events,
+    capture_snapshots,
+    decimals_of,
+    freqtrade_klines,
+    freqtrade_trades,
+)
+
+pytest.importorskip("ccxt", reason="the exchanges extra (ccxt) is not installed")
+
+TZ = TimeZone("Asia/Shanghai")
+CAPTURED = {"NKNUSDT": ("NKN", "USDT"), "BLZETH": ("BLZ", "ETH"), "LRCBTC": ("LRC", "BTC"),
+            "RUNEEUR": ("RUNE", "EUR")}
+SYMBOLS = [f"{base}/{quote}" for base, quote in CAPTURED.values()]
+
+
+class MarketSink:
+    """The ingest's part that matters here: a pure `Market` fed as the ingest feeds it, with
+    every update and every closed bar kept for the test."""
+
+    def __init__(self, products: Iterable[Product]) -> None:
+        self.market = Market(products, TZ)
+        self.history = self
+        self.updates: list[Update] = []
+        self.bars: dict[tuple[str, str], dict[int, BarRow]] = {}
+        self.loads: list[tuple[str, dict[str, list[BarRow]], DayStats | None]] = []
+
+    def publish(self, updates: list[Update]) -> None:
+        self.updates.extend(updates)
+        for update in updates:
+            self.market.apply(update, encode=False)
+        self._collect()
+
+    def advance(self, now_ms: int) -> None:
+        self.market.advance(now_ms, list(self.market.products))
+        self._collect()
+
+    def skip_to(self, now_ms: int) -> None:
+        self.market.skip_to(now_ms, list(self.market.products))
+        self._collect()
+
+    def missing_history(self, code: str) -> frozenset[str]:
+        return frozenset(INTERVALS)
+
+    def load_history(self, code: str, bars: dict[str, list[BarRow]],
+                     stats: DayStats | None) -> None:
+        self.loads.append((code, bars, stats))
+        self.market.load_history(code, bars, stats)
+        self._collect()
+
+    def backfill(self, updates: list[Update]) -> None:
+        self.publish(updates)
+
+    def resume(self, code: str) -> tuple[float, float] | None:
+        return None
+
+    def _collect(self) -> None:
+        closed, _, _ = self.market.take_changes()
+        for code, interval, row in closed:
+            self.bars.setdefault((code, interval), {})[row[0]] = row
+
+    def books(self, code: str) -> list[tuple[list[Any], list[Any]]]:
+        return [(u.bids, u.asks) for u in self.updates if u.code == code and u.bids is not None]
+
+
+def capture_markets(data: Path) -> list[Listed]:
+    snapshots = capture_snapshots(data)
+    markets = []
+    for symbol, (base, quote) in CAPTURED.items():
+        levels = snapshots[symbol]["bids"] + snapshots[symbol]["asks"]
+        tick = decimals_of(p for p, _ in levels)
+        step = decimals_of(q for _, q in levels)
+        markets.append(Listed(symbol, base, quote, f"{10.0 ** -tick:.{tick}f}",
+                                  f"{10.0 ** -step:.{step}f}" if step else "1"))
+    return markets
+
+
+async def products_of(config: ExchangeFeedConfig, data_dir: Path) -> list[Product]:
+    """The products the server would serve for `config` (the markets asked of the fake in
+    a thread, as at a server's start)."""
+    catalogue = await asyncio.to_thread(with_feed_products, [config], load_catalogue(None),
+                                        data_dir)
+    return list(catalogue.products.values())
+
+
+@contextlib.asynccontextmanager
+async def running(feed: ExchangeFeed, sink: MarketSink) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(feed.run(sink))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(check: Any, timeout: float = 20, what: str = "") -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+def in_order_within(published: list[Any], expected: list[Any]) -> None:
+    """Each published book is one of the exchange's books, in the exchange's order (books
+    between two awaits of ccxt are not each handed on)."""
+    at = 0
+    for n, book in enumerate(published):
+        while at < len(expected) and expected[at] != book:
+            at += 1
+        assert at < len(expected), f"book {n} of {len(published)} is no book of the exchange"
+
+
+async def play_capture(shared_data: Path, tmp_path: Path, drop: int | None) -> tuple[
+        ExchangeFeed, MarketSink, FakeBinance, dict[str, list[Any]]]:
+    """The capture through the fake to a feed; `drop`: a NKNUSDT diff (by its number among
+    them) the feed never gets. Returns the feed, what it handed on, the fake, and each
+    code's books by an independent application of every diff (top 10)."""
+    snapshots = capture_snapshots(shared_data)
+    truth = {symbol: Book.of(snapshot) for symbol, snapshot in snapshots.items()}
+    expected = {symbol.lower(): [book.levels(10)] for symbol, book in truth.items()}
+    fake = FakeBinance(capture_markets(shared_data),
+                       {symbol: Book.of(snapshot) for symbol, snapshot in snapshots.items()})
+    async with fake:
+        config = ExchangeFeedConfig("binance", SYMBOLS, rest_url=fake.rest_url,
+                                    ws_url=fake.ws_url)
+        sink = MarketSink(await products_of(config, tmp_path))
+        feed = ExchangeFeed(config, TZ)
+        async with running(feed, sink):
+            await fake.wait_streams({f"{s.lower()}@depth@100ms" for s in CAPTURED})
+            nkn = 0
+            for stream, data in capture_events(shared_data):
+                deliver = True
+                if data.get("e") == "depthUpdate":
+                    if truth[data["s"]].apply(data):
+                        expected[data["s"].lower()].append(truth[data["s"]].levels(10))
+                    if data["s"] == "NKNUSDT":
+                        deliver = nkn != drop
+                        nkn += 1
+                await fake.send(stream, data, deliver)
+                await asyncio.sleep(0.003)
+            await until(lambda: all(sink.books(code) and sink.books(code)[-1] == books[-1]
+                                    for code, books in expected.items()))
+    return feed, sink, fake, expected
+
+
+async def test_every_book_handed_on_is_the_exchange_book_level_for_level(
+        shared_data: Path, tmp_path: Path) -> None:
+    feed, sink, fake, expected = await play_capture(shared_data, tmp_path, drop=None)
+    for code, books in expected.items():
+        published = sink.books(code)
+        assert published, code
+        in_order_within(published, books)
+        assert all(len(bids) <= 10 and len(asks) <= 10 for bids, asks in published)
+    assert feed.crossed == 0 and feed.resyncs == {}
+    # the books move level by level: most diffs of the busiest symbol are handed on
+    assert len(sink.books("nknusdt")) > len(expected["nknusdt"]) // 2
+    depth_requests = [q["symbol"] for path, q in fake.requests if path.endswith("/depth")]
+    assert sorted(depth_requests) == sorted(CAPTURED)
+
+
+async def test_a_gap_in_the_diffs_resyncs_that_symbol_only(shared_data: Path,
+                                                           tmp_path: Path) -> None:
+    feed, sink, fake, expected = await play_capture(shared_data, tmp_path, drop=40)
+    assert feed.resyncs == {"nknusdt": 1}
+    depth_requests = [q["symbol"] for path, q in fake.requests if path.endswith("/depth")]
+    assert depth_requests.count("NKNUSDT") == 2
+    assert all(depth_requests.count(s) == 1 for s in CAPTURED if s != "NKNUSDT")
+    for code, books in expected.items():  # never a book the exchange did not have
+        in_order_within(sink.books(code), books)
+
+
+# bars from real trades -------------------------------------------------------------------------
+
+XRPETH = Listed("XRPETH", "XRP", "ETH", "0.00000001", "1")
+
+
+async def xrpeth_feed(fake: FakeBinance, tmp_path: Path) -> tuple[ExchangeFeed, MarketSink]:
+    """A feed of XRP/ETH from `fake`, and a sink of the products a server would have."""
+    config = ExchangeFeedConfig("binance", ["XRP/ETH"], rest_url=fake.rest_url,
+                                ws_url=fake.ws_url)
+    return ExchangeFeed(config, TZ), MarketSink(await products_of(config, tmp_path))
+
+
+async def play_trades(shared_data: Path, tmp_path: Path, count: int,
+                      outage: tuple[int, int] | None = None) -> tuple[ExchangeFeed, MarketSink,
+                                                                      FakeBinance]:
+    """The first `count` XRPETH trades through the fake to a feed; during `outage` (trade
+    numbers) every socket is closed and the trades are not delivered."""
+    trades = freqtrade_trades(shared_data)[:count]
+    async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
+        feed, sink = await xrpeth_feed(fake, tmp_path)
+        async with running(feed, sink) as task:
+            await fake.wait_streams({"xrpeth@aggTrade"})
+            delivered = 0
+            for n, trade in enumerate(trades):
+                if outage is not None and n == outage[0]:
+                    await until(lambda sent=delivered: feed.trades == sent)
+                    subscribed = fake.subscribes
+                    await fake.drop_connections()
+                elif outage is not None and n == outage[1]:
+                    await fake.wait_streams({"xrpeth@aggTrade"})
+                    await until(lambda before=subscribed: fake.subscribes > before)
+                lost = outage is not None and outage[0] <= n < outage[1]
+                await fake.send("xrpeth@aggTrade", trade, deliver=not lost)
+                delivered += not lost
+                if n % 50 == 0:
+                    await asyncio.sleep(0.001)
+            await until(lambda: feed.trades == delivered)
+            assert not task.done()
+            if outage is not None:
+                # the bars of the outage refilled, the bar of the return reconciled
+                await until(lambda: feed.reconciled >= len(INTERVALS) - 2 and not feed._due)
+                await asyncio.sleep(0.2)
+    return feed, sink, fake
+
+
+def assert_minutes_are_binances(sink: MarketSink, shared_data: Path, first: int,
+                                last: int) -> int:
+    """Every 1m bar from `first` up to (not including) `last` is Binance's own candle:
+    open, high, low, close, volume. Returns how many were compared."""
+    built = sink.bars[("xrpeth", "1m")]
+    own = {int(row[0]): tuple(row[1:6]) for row in freqtrade_klines(shared_data)}
+    minutes = [m for m in own if first <= m < last]
+    assert minutes
+    for minute in minutes:
+        assert minute in built, f"no bar for {minute}"
+        assert tuple(built[minute][1:6]) == pytest.approx(own[minute], abs=1e-12), minute
+    return len(minutes)
+
+
+async def test_1m_bars_built_from_trades_are_binances_own_candles(shared_data: Path,
+                                                                  tmp_path: Path) -> None:
+    count = 2_000
+    feed, sink, _ = await play_trades(shared_data, tmp_path, count)
+    trades = freqtrade_trades(shared_data)[:count]
+    first = trades[0]["T"] - trades[0]["T"] % 60_000
+    last = trades[-1]["T"] - trades[-1]["T"] % 60_000
+    compared = assert_minutes_are_binances(sink, shared_data, first, last)
+    assert compared > 300  # quiet minutes included: flat at the previous close, volume 0
+    assert feed.trades == count
+    sides = {t[2] for u in sink.updates for t in u.trades}
+    assert sides == {1, 2}
+
+
+async def test_the_fake_closing_the_socket_reconnects_with_no_bar_lost(
+        shared_data: Path, tmp_path: Path) -> None:
+    count, outage = 2_000, (700, 900)
+    feed, sink, _ = await play_trades(shared_data, tmp_path, count, outage)
+    trades = freqtrade_trades(shared_data)[:count]
+    first = trades[0]["T"] - trades[0]["T"] % 60_000
+    last = trades[-1]["T"] - trades[-1]["T"] % 60_000
+    assert_minutes_are_binances(sink, shared_data, first, last)
+    assert feed.reconnects >= 1 and feed.reconciled >= 1
+    assert feed.trades == count - (outage[1] - outage[0])
+
+
+async def test_a_down_exchange_is_the_feed_state_with_the_reason(shared_data: Path,
+                                                                 tmp_path: Path) -> None:
+    async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
+        feed, sink = await xrpeth_feed(fake, tmp_path)
+        async with running(feed, sink) as task:
+            await fake.wait_streams({"xrpeth@aggTrade"})
+            await fake.send("xrpeth@aggTrade", freqtrade_trades(shared_data)[0])
+            await until(lambda: feed.trades == 1)
+            await fake.__aexit__()  # the exchange goes away
+            await until(lambda: feed.state is FeedState.DOWN)
+            assert feed.error and "binance" in feed.error and "Error" in feed.error
+            assert not task.done()  # it keeps trying, without raising
+
+
+# start-up -----------------------------------------------------------------------------------------
+
+async def test_an_unknown_symbol_exits_2_with_one_line(shared_data: Path,
+                                                       tmp_path: Path) -> None:
+    async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
+        config = tmp_path / "tickwire.toml"
+        config.write_text(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\nport = 0\n'
+            f'[[feeds]]\nkind = "exchange"\nexchange = "binance"\n'
+            f'symbols = ["XRP/ETH", "NOPE/USDT"]\n'
+            f'rest_url = "{fake.rest_url}"\nws_url = "{fake.ws_url}"\n')
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+        env = {k: v for k, v in env.items() if not k.startswith("TICKWIRE_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tickwire", "serve", "--config", str(config), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(60):
+            _, err = await process.communicate()
+    assert process.returncode == 2, err
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "feeds[0].symbols[1]" in lines[0] and "'NOPE/USDT'" in lines[0]
+    assert "binance does not list" in lines[0]
