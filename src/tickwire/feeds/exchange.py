@@ -64,6 +64,12 @@ def _network_error() -> tuple[type[BaseException], type[BaseException]]:
     return ccxt.NetworkError, ccxt.ChecksumError
 
 
+def _any_error() -> type[BaseException]:
+    import ccxt
+
+    return ccxt.BaseError  # type: ignore[no-any-return]
+
+
 class ExchangeFeed:
     """Streams `config.symbols` of `config.exchange` (see the module's text)."""
 
@@ -307,11 +313,11 @@ class ExchangeFeed:
     async def _candles(self, exchange: Any, symbol: str, interval: str, timeframe: str,
                        limit: int, since: int | None = None) -> list[BarRow]:
         """`limit` candles of `symbol` from `since` (None: the newest), oldest first, when
-        they line up with this server's bars of `interval`; none after a failure (logged)."""
-        network, _ = _network_error()
+        they line up with this server's bars of `interval`; none after a failure (logged:
+        the exchange down, or refusing a window that long)."""
         try:
             raw = await exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
-        except network as exc:
+        except _any_error() as exc:
             log.warning("exchange candles failed", extra={
                 "feed": self.name, "symbol": symbol, "interval": interval,
                 "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
