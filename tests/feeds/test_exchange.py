@@ -320,3 +320,22 @@ async def test_an_unknown_symbol_exits_2_with_one_line(shared_data: Path,
     assert len(lines) == 1, lines
     assert "feeds[0].symbols[1]" in lines[0] and "'NOPE/USDT'" in lines[0]
     assert "binance does not list" in lines[0]
+
+
+async def test_a_crossed_book_is_never_handed_on(tmp_path: Path) -> None:
+    book = Book(last_id=10, bids={"0.00100000": "5"}, asks={"0.00110000": "7"})
+    async with FakeBinance([XRPETH], {"XRPETH": book}) as fake:
+        feed, sink = await xrpeth_feed(fake, tmp_path)
+        async with running(feed, sink):
+            await until(lambda: len(sink.books("xrpeth")) == 1)  # the snapshot
+
+            async def diff(n: int, bids: list[list[str]]) -> None:
+                await fake.send("xrpeth@depth@100ms", {"e": "depthUpdate", "E": n, "s": "XRPETH",
+                                                       "U": n, "u": n, "b": bids, "a": []})
+
+            await diff(11, [["0.00120000", "1"]])  # a bid above the best ask
+            await until(lambda: feed.crossed == 1)
+            await diff(12, [["0.00120000", "0"], ["0.00100000", "6"]])
+            await until(lambda: len(sink.books("xrpeth")) == 2)
+    assert sink.books("xrpeth") == [([(0.001, 5.0)], [(0.0011, 7.0)]),
+                                    ([(0.001, 6.0)], [(0.0011, 7.0)])]
