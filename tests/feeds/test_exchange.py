@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterable
@@ -25,6 +26,7 @@ from tickwire.market.quotes import DayStats
 from tickwire.models import INTERVALS, Product, Update
 
 from .fake_binance import (
+    TRADES,
     Book,
     FakeBinance,
     Listed,
@@ -339,3 +341,38 @@ async def test_a_crossed_book_is_never_handed_on(tmp_path: Path) -> None:
             await until(lambda: len(sink.books("xrpeth")) == 2)
     assert sink.books("xrpeth") == [([(0.001, 5.0)], [(0.0011, 7.0)]),
                                     ([(0.001, 6.0)], [(0.0011, 7.0)])]
+
+
+async def test_at_start_the_windows_and_today_come_from_the_exchanges_candles(
+        shared_data: Path, tmp_path: Path) -> None:
+    trades = freqtrade_trades(shared_data)
+    async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
+        for trade in trades:  # the exchange's past
+            await fake.send("xrpeth@aggTrade", trade, deliver=False)
+        feed, sink = await xrpeth_feed(fake, tmp_path)
+        async with running(feed, sink):
+            await until(lambda: bool(sink.loads))
+    [(code, bars, stats)] = sink.loads
+    assert code == "xrpeth" and set(bars) == {"1m", "5m", "15m", "30m", "1h", "1d"}
+    own_1m = [tuple(row) for row in freqtrade_klines(shared_data)][-600:]
+    assert [tuple(row) for row in bars["1m"]] == own_1m  # Binance's own candles, exactly
+    own_5m = json.loads((shared_data / TRADES / "XRP_ETH-5m.json").read_text())[-300:]
+    assert [tuple(row) for row in bars["5m"]] == [tuple(row) for row in own_5m]
+    # days of UTC+8 from the hours: the first (from 08:00, the data's start) left out
+    day_ms, shift = 86_400_000, 8 * 3_600_000
+    by_day: dict[int, list[dict[str, Any]]] = {}
+    for trade in trades:
+        by_day.setdefault((trade["T"] + shift) // day_ms * day_ms - shift, []).append(trade)
+    days = sorted(by_day)[1:]
+    assert [row[0] for row in bars["1d"]] == days
+    for row, day in zip(bars["1d"], days, strict=True):
+        prices = [float(t["p"]) for t in by_day[day]]
+        volume = sum(float(t["q"]) for t in by_day[day])
+        assert row[1:] == pytest.approx((prices[0], max(prices), min(prices), prices[-1],
+                                         volume), abs=1e-9)
+    assert stats is not None
+    today = by_day[days[-1]]
+    assert (stats.day, stats.open, stats.price) == (days[-1], float(today[0]["p"]),
+                                                    float(today[-1]["p"]))
+    assert stats.last_close == float(by_day[days[-2]][-1]["p"])
+    assert stats.volume == pytest.approx(sum(float(t["q"]) for t in today))
