@@ -142,6 +142,8 @@ class FakeBinance:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.subscriptions: dict[web.WebSocketResponse, set[str]] = {}
         self.subscribes = 0
+        self.klines_down = False
+        """While set, klines are answered 503 (the exchange unavailable)."""
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -238,6 +240,8 @@ class FakeBinance:
     async def _klines(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
         symbol = request.query.get("symbol", "")
+        if self.klines_down:
+            return web.Response(status=503, text="Service Unavailable")
         if symbol not in self.trades:
             return self._unknown(symbol)
         length = INTERVAL_MS.get(request.query.get("interval", ""))

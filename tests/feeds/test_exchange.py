@@ -376,3 +376,23 @@ async def test_at_start_the_windows_and_today_come_from_the_exchanges_candles(
                                                     float(today[-1]["p"]))
     assert stats.last_close == float(by_day[days[-2]][-1]["p"])
     assert stats.volume == pytest.approx(sum(float(t["q"]) for t in today))
+
+
+async def test_windows_the_exchange_could_not_give_at_start_are_filled_when_trades_come(
+        shared_data: Path, tmp_path: Path) -> None:
+    trades = freqtrade_trades(shared_data)[:1000]
+    async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
+        for trade in trades[:-1]:
+            await fake.send("xrpeth@aggTrade", trade, deliver=False)
+        fake.klines_down = True
+        feed, sink = await xrpeth_feed(fake, tmp_path)
+        async with running(feed, sink):
+            await fake.wait_streams({"xrpeth@aggTrade"})
+            asked = [q for path, q in fake.requests if path.endswith("/klines")]
+            assert len(asked) == 1 and not sink.loads  # no wait for every window
+            fake.klines_down = False
+            await fake.send("xrpeth@aggTrade", trades[-1])
+            await until(lambda: bool(sink.loads))
+    [(_, bars, _)] = sink.loads
+    assert bars["1m"][-1][0] == trades[-1]["T"] // 60_000 * 60_000
+    assert len(bars["1m"]) == 285  # every minute of the 4 h 45 min of trades

@@ -21,14 +21,23 @@ exchange's candles can give as they are (`1m` to `1h`, where the service time zo
 line up with the exchange's UTC ones): 600 `1m`, 300 of the others. Day bars are rolled up
 from the `1h` candles in the service time zone (some 12 days), and today's statistics
 (open, high, low, volume, previous close) come from them; months are built from live
-trades only. After a stream of trades was down, the candles of the bars that ended during
-the outage are fetched, and the bar it came back in once that bar has ended, so those bars
-are the exchange's own (no bar lost, none short of the trades missed).
+trades only. When the exchange cannot be reached at start, the streams start at once and
+each symbol's windows are fetched when its first trades come. After a stream of trades
+was down, the candles of the bars that ended during the outage are fetched, and the bar it
+came back in once that bar has ended, so those bars are the exchange's own (no bar lost,
+none short of the trades missed).
 
 Outages: a stream that fails for a reason worth retrying (ccxt's `NetworkError` family:
 the connection lost, `ExchangeNotAvailable`, `DDoSProtection`, `RateLimitExceeded`,
 timeouts) leaves the feed `down` with that reason, and is watched again after a capped,
 jittered backoff; clients keep the last quotes. Anything else is raised to the supervisor.
+
+What ccxt does that shapes this (ccxt 4.5): a watch resolves only on a message that comes
+while it is awaited, with what came since the last one; a trade that came while nothing
+awaited is handed on with the next message, and at most 1,000 are kept between two
+awaits. So the streams are awaited without pause, and fetches run beside them. ccxt also
+spaces its REST requests by their weight (Binance: a 1,000-level snapshot every second at
+most, behind any candle requests), so books of many symbols, and a resync, can take seconds.
 """
 
 from __future__ import annotations
@@ -95,6 +104,8 @@ class ExchangeFeed:
         """(bar end, bar open, symbol, code, interval): bars to reconcile once the clock
         passes their end."""
         self._tasks: asyncio.TaskGroup | None = None
+        self._unfilled: set[str] = set()
+        """Symbols whose windows the exchange could not give at start."""
         self._exchange: Any = make_exchange(config)  # no request until `run`
         self._down: dict[str, str] = {}
         """Streams that are down ("trades BTC/USDT"), and why."""
@@ -122,8 +133,11 @@ class ExchangeFeed:
         self._down.clear()
         self._books.clear()
         try:
-            if sink.history is not None:
-                await self._fill(exchange, sink.history)
+            self._unfilled = set()
+            for symbol, code in zip(self.config.symbols, self.codes, strict=True):
+                if sink.history is not None and (self._unfilled or not await self._fill(
+                        exchange, sink.history, symbol, code)):
+                    self._unfilled.add(symbol)  # unreachable: no wait for every window
             self._waiting = {f"{kind} {s}" for s in self.config.symbols
                              for kind in ("trades", "book")}
             async with asyncio.TaskGroup() as tasks:
@@ -159,6 +173,10 @@ class ExchangeFeed:
                 resumed = updates[0].ts if updates else self._clock_ms()
                 self._tasks.create_task(self._refill(exchange, sink.history, symbol, code,
                                                      down_since, resumed))
+            if symbol in self._unfilled and sink.history is not None and \
+                    self._tasks is not None:
+                self._unfilled.discard(symbol)
+                self._tasks.create_task(self._fill(exchange, sink.history, symbol, code))
             down_since = None
             self._came_up(key, backoff)
             if updates:
@@ -257,24 +275,26 @@ class ExchangeFeed:
 
     # history ------------------------------------------------------------------------------
 
-    async def _fill(self, exchange: Any, history: HistorySink) -> None:
-        """Each symbol's windows from the exchange's candles (see the module's text). A
-        failure is logged: the bars are then built from the trades alone."""
-        for symbol, code in zip(self.config.symbols, self.codes, strict=True):
-            bars: dict[str, list[BarRow]] = {}
-            for interval, timeframe in TIMEFRAMES.items():
-                rows = await self._candles(exchange, symbol, interval, timeframe,
-                                           WINDOW[interval])
-                if rows:
-                    bars[interval] = rows
-            stats = None
-            if "1h" in bars:
-                days = self._days(bars["1h"])
-                if days:
-                    bars["1d"] = days
-                    stats = self._today(days, bars["1h"])
-            if bars:
-                history.load_history(code, bars, stats)
+    async def _fill(self, exchange: Any, history: HistorySink, symbol: str,
+                    code: str) -> bool:
+        """The symbol's windows from the exchange's candles (see the module's text); False
+        when the exchange could not be reached (it is filled when its trades first come)."""
+        bars: dict[str, list[BarRow]] = {}
+        for interval, timeframe in TIMEFRAMES.items():
+            rows = await self._candles(exchange, symbol, interval, timeframe, WINDOW[interval])
+            if rows is None:
+                return False
+            if rows:
+                bars[interval] = rows
+        stats = None
+        if "1h" in bars:
+            days = self._days(bars["1h"])
+            if days:
+                bars["1d"] = days
+                stats = self._today(days, bars["1h"])
+        if bars:
+            history.load_history(code, bars, stats)
+        return True
 
     async def _refill(self, exchange: Any, history: HistorySink, symbol: str, code: str,
                       since: int, resumed: int) -> None:
@@ -288,9 +308,9 @@ class ExchangeFeed:
             current = aligned.floor(resumed)
             first = aligned.floor(since)
             limit = min(max(current - first, 0) // aligned.length + 1, WINDOW[interval])
-            rows = await self._candles(exchange, symbol, interval, timeframe, limit,
-                                       since=first)
-            rows = [row for row in rows if row[0] < current]
+            got = await self._candles(exchange, symbol, interval, timeframe, limit,
+                                      since=first)
+            rows = [row for row in got or () if row[0] < current]
             if rows:
                 bars[interval] = rows
             self._due.append((aligned.following(current), current, symbol, code, interval))
@@ -303,25 +323,25 @@ class ExchangeFeed:
         place of those built here."""
         aligned = Interval(interval, self.tz)
         current = aligned.floor(self._clock_ms() - CLOCK_LAG_MS)
-        rows = await self._candles(self._exchange, symbol, interval, TIMEFRAMES[interval],
-                                   RECONCILE_ROWS, since=start)
-        rows = [row for row in rows if row[0] < current]
+        got = await self._candles(self._exchange, symbol, interval, TIMEFRAMES[interval],
+                                  RECONCILE_ROWS, since=start)
+        rows = [row for row in got or () if row[0] < current]
         if rows:
             self.reconciled += len(rows)
             history.load_history(code, {interval: rows}, None)
 
     async def _candles(self, exchange: Any, symbol: str, interval: str, timeframe: str,
-                       limit: int, since: int | None = None) -> list[BarRow]:
+                       limit: int, since: int | None = None) -> list[BarRow] | None:
         """`limit` candles of `symbol` from `since` (None: the newest), oldest first, when
-        they line up with this server's bars of `interval`; none after a failure (logged:
-        the exchange down, or refusing a window that long)."""
+        they line up with this server's bars of `interval`; none after a refusal (a window
+        too long for the exchange), None when it cannot be reached (both logged)."""
         try:
             raw = await exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
         except _any_error() as exc:
             log.warning("exchange candles failed", extra={
                 "feed": self.name, "symbol": symbol, "interval": interval,
                 "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
-            return []
+            return None if isinstance(exc, _network_error()[0]) else []
         rows = [(int(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4]),
                  float(c[5] or 0.0)) for c in raw if None not in c[:5]]
         aligned = Interval(interval, self.tz)
