@@ -13,8 +13,16 @@ import aiohttp
 import pytest
 
 from tests.e2e.server import start_server
-from tests.feeds.fake_binance import Book, FakeBinance, capture_events, capture_snapshots
-from tests.feeds.test_exchange import CAPTURED, SYMBOLS, capture_markets, in_order_within
+from tests.feeds.fake_binance import (
+    CAPTURED,
+    SYMBOLS,
+    Book,
+    FakeBinance,
+    capture_events,
+    capture_markets,
+    capture_snapshots,
+    in_order_within,
+)
 
 pytest.importorskip("ccxt", reason="the exchanges extra (ccxt) is not installed")
 

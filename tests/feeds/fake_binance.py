@@ -26,6 +26,10 @@ from aiohttp import WSMsgType, web
 
 CAPTURE = "cryptofeed_binance_depth_2021-10-12"
 TRADES = "freqtrade_binance_XRPETH_2019-10-11"
+CAPTURED = {"NKNUSDT": ("NKN", "USDT"), "BLZETH": ("BLZ", "ETH"), "LRCBTC": ("LRC", "BTC"),
+            "RUNEEUR": ("RUNE", "EUR")}
+"""The capture's markets: Binance's symbol id, base and quote."""
+SYMBOLS = [f"{base}/{quote}" for base, quote in CAPTURED.values()]
 INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
                "1h": 3_600_000, "1d": 86_400_000}
 
@@ -118,6 +122,29 @@ def decimals_of(prices: Iterator[str]) -> int:
         exponent = Decimal(price).normalize().as_tuple().exponent
         most = max(most, -exponent if isinstance(exponent, int) else 0)
     return most
+
+
+def capture_markets(data: Path) -> list[Listed]:
+    """The capture's markets as the fake lists them, tick and step read off the snapshots."""
+    snapshots = capture_snapshots(data)
+    markets = []
+    for symbol, (base, quote) in CAPTURED.items():
+        levels = snapshots[symbol]["bids"] + snapshots[symbol]["asks"]
+        tick = decimals_of(p for p, _ in levels)
+        step = decimals_of(q for _, q in levels)
+        markets.append(Listed(symbol, base, quote, f"{10.0 ** -tick:.{tick}f}",
+                              f"{10.0 ** -step:.{step}f}" if step else "1"))
+    return markets
+
+
+def in_order_within(published: list[Any], expected: list[Any]) -> None:
+    """Each published book is one of the exchange's books, in the exchange's order (books
+    between two awaits of ccxt are not each handed on)."""
+    at = 0
+    for n, book in enumerate(published):
+        while at < len(expected) and expected[at] != book:
+            at += 1
+        assert at < len(expected), f"book {n} of {len(published)} is no book of the exchange"
 
 
 # the fake -------------------------------------------------------------------------------------

@@ -26,23 +26,23 @@ from tickwire.market.quotes import DayStats
 from tickwire.models import INTERVALS, Product, Update
 
 from .fake_binance import (
+    CAPTURED,
+    SYMBOLS,
     TRADES,
     Book,
     FakeBinance,
     Listed,
     capture_events,
+    capture_markets,
     capture_snapshots,
-    decimals_of,
     freqtrade_klines,
     freqtrade_trades,
+    in_order_within,
 )
 
 pytest.importorskip("ccxt", reason="the exchanges extra (ccxt) is not installed")
 
 TZ = TimeZone("Asia/Shanghai")
-CAPTURED = {"NKNUSDT": ("NKN", "USDT"), "BLZETH": ("BLZ", "ETH"), "LRCBTC": ("LRC", "BTC"),
-            "RUNEEUR": ("RUNE", "EUR")}
-SYMBOLS = [f"{base}/{quote}" for base, quote in CAPTURED.values()]
 
 
 class MarketSink:
@@ -94,18 +94,6 @@ class MarketSink:
         return [(u.bids, u.asks) for u in self.updates if u.code == code and u.bids is not None]
 
 
-def capture_markets(data: Path) -> list[Listed]:
-    snapshots = capture_snapshots(data)
-    markets = []
-    for symbol, (base, quote) in CAPTURED.items():
-        levels = snapshots[symbol]["bids"] + snapshots[symbol]["asks"]
-        tick = decimals_of(p for p, _ in levels)
-        step = decimals_of(q for _, q in levels)
-        markets.append(Listed(symbol, base, quote, f"{10.0 ** -tick:.{tick}f}",
-                                  f"{10.0 ** -step:.{step}f}" if step else "1"))
-    return markets
-
-
 async def products_of(config: ExchangeFeedConfig, data_dir: Path) -> list[Product]:
     """The products the server would serve for `config` (the markets asked of the fake in
     a thread, as at a server's start)."""
@@ -129,16 +117,6 @@ async def until(check: Any, timeout: float = 20, what: str = "") -> None:
     async with asyncio.timeout(timeout):
         while not check():
             await asyncio.sleep(0.02)
-
-
-def in_order_within(published: list[Any], expected: list[Any]) -> None:
-    """Each published book is one of the exchange's books, in the exchange's order (books
-    between two awaits of ccxt are not each handed on)."""
-    at = 0
-    for n, book in enumerate(published):
-        while at < len(expected) and expected[at] != book:
-            at += 1
-        assert at < len(expected), f"book {n} of {len(published)} is no book of the exchange"
 
 
 async def play_capture(shared_data: Path, tmp_path: Path, drop: int | None) -> tuple[
