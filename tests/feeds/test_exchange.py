@@ -191,10 +191,11 @@ async def xrpeth_feed(fake: FakeBinance, tmp_path: Path) -> tuple[ExchangeFeed, 
 
 
 async def play_trades(shared_data: Path, tmp_path: Path, count: int,
-                      outage: tuple[int, int] | None = None) -> tuple[ExchangeFeed, MarketSink,
-                                                                      FakeBinance]:
-    """The first `count` XRPETH trades through the fake to a feed; during `outage` (trade
-    numbers) every socket is closed and the trades are not delivered."""
+                      outage: tuple[int, int] | None = None,
+                      burst: int = 50) -> tuple[ExchangeFeed, MarketSink, FakeBinance]:
+    """The first `count` XRPETH trades through the fake to a feed, `burst` at a time
+    without a pause; during `outage` (trade numbers) every socket is closed and the trades
+    are not delivered."""
     trades = freqtrade_trades(shared_data)[:count]
     async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
         feed, sink = await xrpeth_feed(fake, tmp_path)
@@ -212,7 +213,7 @@ async def play_trades(shared_data: Path, tmp_path: Path, count: int,
                 lost = outage is not None and outage[0] <= n < outage[1]
                 await fake.send("xrpeth@aggTrade", trade, deliver=not lost)
                 delivered += not lost
-                if n % 50 == 0:
+                if n % burst == 0:
                     await asyncio.sleep(0.001)
             await until(lambda: feed.trades == delivered)
             assert not task.done()
@@ -249,6 +250,16 @@ async def test_1m_bars_built_from_trades_are_binances_own_candles(shared_data: P
     assert feed.trades == count
     sides = {t[2] for u in sink.updates for t in u.trades}
     assert sides == {1, 2}
+
+
+async def test_a_burst_of_trades_ccxt_parses_at_once_is_handed_on_whole(
+        shared_data: Path, tmp_path: Path) -> None:
+    count = 5_000  # ccxt keeps 1,000 a symbol unless told otherwise
+    feed, sink, _ = await play_trades(shared_data, tmp_path, count, burst=count)
+    assert feed.trades == count
+    trades = freqtrade_trades(shared_data)[:count]
+    assert_minutes_are_binances(sink, shared_data, trades[0]["T"] // 60_000 * 60_000,
+                                trades[-1]["T"] // 60_000 * 60_000)
 
 
 async def test_the_fake_closing_the_socket_reconnects_with_no_bar_lost(

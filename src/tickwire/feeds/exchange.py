@@ -34,8 +34,9 @@ jittered backoff; clients keep the last quotes. Anything else is raised to the s
 
 What ccxt does that shapes this (ccxt 4.5): a watch resolves only on a message that comes
 while it is awaited, with what came since the last one; a trade that came while nothing
-awaited is handed on with the next message, and at most 1,000 are kept between two
-awaits. So the streams are awaited without pause, and fetches run beside them. ccxt also
+awaited is handed on with the next message, and ccxt keeps the newest 1,000 trades a
+symbol by default (`TRADES_KEPT` here, the cache emptied at each read). So the streams
+are awaited without pause, and fetches run beside them. ccxt also
 spaces its REST requests by their weight (Binance: a 1,000-level snapshot every second at
 most, behind any candle requests), so books of many symbols, and a resync, can take seconds.
 """
@@ -167,6 +168,9 @@ class ExchangeFeed:
                 await self._went_down(key, exc, backoff)
                 continue
             updates = sorted((self._trade(code, t) for t in trades), key=lambda u: u.ts)
+            cache = exchange.trades.get(symbol)  # handed on: ccxt need not keep them
+            if hasattr(cache, "clear"):
+                cache.clear()
             if down_since is not None and sink.history is not None and self._tasks is not None:
                 # beside the stream, never in its way: ccxt hands on a trade that came while
                 # nothing awaited it only with the next one, and keeps at most 1,000

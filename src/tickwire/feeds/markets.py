@@ -30,6 +30,10 @@ MARKETS_TIMEOUT = 30.0
 """Seconds the exchange's market list may take at start."""
 FALLBACK_DECIMALS = 8
 """Decimals of a market whose precision the exchange does not state in a usable way."""
+TRADES_KEPT = 10_000
+"""Trades ccxt keeps per symbol (its default: 1,000); the feed empties the cache at each
+read, so this bounds a burst that ccxt parses before the feed reads again: of a longer one
+only the newest this many reach the quote and the bars."""
 MAX_DECIMALS = 10
 """The most decimals a product may have (`Product.precision`)."""
 
@@ -92,6 +96,7 @@ def make_exchange(config: ExchangeFeedConfig) -> Any:
     if cls is None or config.exchange not in ccxt.pro.exchanges:
         raise ConfigError(f"{config.exchange!r} is not an exchange ccxt streams from")
     exchange = cls({"enableRateLimit": True, "newUpdates": True})
+    exchange.options["tradesLimit"] = TRADES_KEPT
     if config.exchange == REFERENCE_EXCHANGE:
         # spot markets only (no futures lists to fetch), Binance's aggregated trade stream
         if not any(":" in symbol for symbol in config.symbols):
