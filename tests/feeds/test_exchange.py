@@ -385,3 +385,13 @@ async def test_windows_the_exchange_could_not_give_at_start_are_filled_when_trad
     [(_, bars, _)] = sink.loads
     assert bars["1m"][-1][0] == trades[-1]["T"] // 60_000 * 60_000
     assert len(bars["1m"]) == 285  # every minute of the 4 h 45 min of trades
+
+
+async def test_the_feed_is_live_once_every_book_has_come(tmp_path: Path) -> None:
+    book = Book(last_id=10, bids={"0.00100000": "5"}, asks={"0.00110000": "7"})
+    async with FakeBinance([XRPETH], {"XRPETH": book}) as fake:
+        feed, sink = await xrpeth_feed(fake, tmp_path)
+        assert feed.state is FeedState.CONNECTING
+        async with running(feed, sink):
+            await until(lambda: feed.state is FeedState.LIVE)  # no trade yet
+            assert feed.error is None and feed.status()["books"] == 1

@@ -111,7 +111,8 @@ class ExchangeFeed:
         self._down: dict[str, str] = {}
         """Streams that are down ("trades BTC/USDT"), and why."""
         self._waiting: set[str] = set()
-        """Streams that have not yet delivered since the start."""
+        """Books that have not come yet since the start: the feed is live once every
+        symbol's has (a book comes at once; a quiet market's first trade may take long)."""
         self._event_ms: int | None = None
         self._event_at = 0.0
         self._advanced = 0
@@ -139,8 +140,7 @@ class ExchangeFeed:
                 if sink.history is not None and (self._unfilled or not await self._fill(
                         exchange, sink.history, symbol, code)):
                     self._unfilled.add(symbol)  # unreachable: no wait for every window
-            self._waiting = {f"{kind} {s}" for s in self.config.symbols
-                             for kind in ("trades", "book")}
+            self._waiting = {f"book {s}" for s in self.config.symbols}
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 for symbol, code in zip(self.config.symbols, self.codes, strict=True):
