@@ -10,13 +10,13 @@ The inputs are made first, untimed, in a temp dir:
   CSV at speed 0 with `[record]` on, so it holds every body that server pushed.
 
 Each is then replayed at speed 0 by a real `tickwire serve` (its own port and data dir, the
-SQLite store, only the replay feed), pinned to one core, a few times. The clock starts when
-the process is started, and again when /healthz first answers 200; it stops when /healthz
-says the replay feed `finished` and the SQLite file holds every bar of the live run (below)
-with its final values, looked at every 20 ms (the store's figures in /healthz change only
-every 0.25 s). updates/s is the file's updates over the seconds from /healthz answering
-(the replay proper); from process start adds Python's start and the read of the whole file
-that tells the server which products the file holds.
+SQLite store, only the replay feed) pinned to one core, this process watching it from the
+other, a few times. The clock starts when the process is started, and again when /healthz
+first answers 200; it stops when /healthz says the replay feed `finished` and the SQLite
+file holds every bar of the live run (below) with its final values, looked at every 20 ms
+(the store's figures in /healthz change only every 0.25 s). updates/s is the file's updates
+over the seconds from /healthz answering (the replay proper); from process start adds
+Python's start and the read of the whole file that tells the server which products it holds.
 
 In the same run, as baselines: the ingest benchmark's pipeline + SQLite (`bench_ingest.py`'s
 `pipeline`, in this process on the server's core) over its own simulator updates with full
@@ -26,9 +26,10 @@ CSV; gzip and a split into lines of the recording).
 
 The bars are checked too (untimed): a live run folds the same trades into a market one at a
 time, its clock advanced each second of event time, and keeps every bar it hands the store.
-Each replayed server's SQLite file must hold exactly those bars, and its `redis.php` must
-serve exactly them (encoded as the server encodes them), paging back with `end=`, for every
-product and interval.
+The first replayed server of each file must hold exactly those bars in its SQLite file and
+serve exactly them (encoded as the server encodes them) from `redis.php`, paging back with
+`end=`, for every product and interval; every timed run's store must hold them to stop the
+clock.
 
     .venv/bin/python benchmarks/bench_replay.py            # the full run (about 6 minutes)
     .venv/bin/python benchmarks/bench_replay.py --quick    # a tiny run for CI
@@ -161,8 +162,8 @@ def live_bars(trades: list[tuple[int, str, str, str, str]], market: Market
 def record(csv_path: Path, workdir: Path, count: int, pin: bool) -> Path:
     """A recording of the bodies a server pushes replaying `csv_path` (all of them)."""
     folder = workdir / "recording"
-    server = benchlib.start_tickwire(workdir / "recorder", replay_config(
-        csv_path, f'\n[record]\npath = "{folder}"\n'), pin=pin)
+    server = start_server(workdir / "recorder", replay_config(
+        csv_path, f'\n[record]\npath = "{folder}"\n'), pin)
     with benchlib.stopping(server):
         deadline = time.monotonic() + 900
         while (feed := replay_health(server)[0])["state"] != "finished":
@@ -175,6 +176,27 @@ def record(csv_path: Path, workdir: Path, count: int, pin: bool) -> Path:
         raise RuntimeError(f"the recording has {lines:,} bodies, not {count:,}: "
                            f"{server.log()[-2000:]}")
     return folder
+
+
+# the processes and their cores ----------------------------------------------------------
+
+_ALL_CORES = os.sched_getaffinity(0)
+
+
+def move_self(core: int | None, pin: bool) -> None:
+    """This process onto one core, or back onto every core it began with (None)."""
+    if pin:
+        os.sched_setaffinity(0, _ALL_CORES if core is None else {core})
+
+
+def start_server(workdir: Path, extra: str, pin: bool) -> TickwireServer:
+    """`tickwire serve` on `SERVER_CORE`, this process on `CLIENT_CORE` (a process on one
+    core starts its children there: `benchlib.pinned` pins only from one on all)."""
+    move_self(None, pin)
+    try:
+        return benchlib.start_tickwire(workdir, extra, core=SERVER_CORE, pin=pin)
+    finally:
+        move_self(CLIENT_CORE, pin)
 
 
 # the timed runs -------------------------------------------------------------------------
@@ -240,7 +262,7 @@ def replay_once(path: Path, workdir: Path, count: int, check: StoreCheck,
     """Start a server replaying `path` at speed 0 and time it to the end (see the module's
     docstring); the figures, and the server, still running, for the bar check."""
     workdir.mkdir(parents=True)
-    server = benchlib.start_tickwire(workdir, replay_config(path), pin=pin)
+    server = start_server(workdir, replay_config(path), pin)
     meter = benchlib.CpuMeter({"server": server.proc.pid, "bench": os.getpid()})
     db = workdir / "data" / "tickwire.sqlite3"
     deadline = time.monotonic() + 900
@@ -400,12 +422,12 @@ def main() -> None:
     args = p.parse_args()
     count, hours, repeats, sim_count = (6_000, 3, 1, 3_000) if args.quick else \
         (args.trades, args.hours, args.repeats, 300_000)
-    pin = not args.no_pin
+    pin = not args.no_pin and benchlib.can_pin()
     background = benchlib.wait_for_quiet(patience=0 if args.quick else 120)
-    pinned = pin and benchlib.can_pin()
     print(f"replay: {count:,} trades over {hours} h of event time, {len(PRODUCTS)} products, "
-          f"best of {repeats}; the server "
-          f"{f'pinned to core {SERVER_CORE}' if pinned else 'not pinned'}")
+          f"best of {repeats}; "
+          + (f"the servers and the baselines pinned to core {SERVER_CORE}, this process to "
+             f"core {CLIENT_CORE} while a server runs" if pin else "not pinned"))
     result: dict[str, Any] = {"background_busy": background}
     with tempfile.TemporaryDirectory(prefix="tickwire-replay-") as tmp:
         work = Path(tmp)
@@ -420,7 +442,6 @@ def main() -> None:
         print(f"made the trades ({csv_bytes / 2**20:,.0f} MiB) and the live run's"
               f" {len(expected):,} bars in {time.perf_counter() - began:.1f} s", flush=True)
         began = time.perf_counter()
-        benchlib.pin_self(CLIENT_CORE, pin)
         recording = record(csv_path, work, count, pin)
         gz_files = sorted(recording.glob("*.jsonl.gz"))
         gz_bytes = sum(f.stat().st_size for f in gz_files)
@@ -433,7 +454,7 @@ def main() -> None:
                                  args.quick)
                 for key, path in (("CSV", csv_path), ("bodies", recording))}
 
-        benchlib.pin_self(SERVER_CORE, pin)  # the baselines on the server's core
+        move_self(SERVER_CORE, pin)  # the baselines on the servers' core
         sim = encode_chunks(make_updates(sim_count))
         mine = encode_chunks(list(as_updates(trades)))
         del trades
@@ -470,7 +491,7 @@ def main() -> None:
         "figure": f"{len(expected):,} bars equal", "met": None if quick else True}
     result.update({
         "settings": {"trades": count, "event_hours": hours, "products": list(PRODUCTS),
-                     "repeats": repeats, "pinned": pinned,
+                     "repeats": repeats, "pinned": pin,
                      "sim_updates": sim_count, "csv_bytes": csv_bytes,
                      "recording_bytes": gz_bytes, "bars": len(expected), "quick": quick},
         "runs": runs, "updates_per_s": rates,
