@@ -24,8 +24,8 @@ NEEDS_WEBSOCKETS = {"bench_fanout.py", "bench_idle.py"}
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("script", ["bench_ingest.py", "bench_fanout.py", "bench_idle.py",
-                                    "bench_http.py", "bench_growth.py"])
+@pytest.mark.parametrize("script", ["bench_ingest.py", "bench_replay.py", "bench_fanout.py",
+                                    "bench_idle.py", "bench_http.py", "bench_growth.py"])
 def test_benchmark_runs_at_tiny_size(script: str, tmp_path: Path) -> None:
     if script in NEEDS_WRK and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian package `wrk`)")

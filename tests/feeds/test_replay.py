@@ -10,7 +10,8 @@ import pytest
 
 from tests.ingest.test_pipeline import make_ingest
 from tickwire.feeds.base import FeedState
-from tickwire.feeds.replay import ReplayError, ReplayFeed, replay_files, shape_of
+from tickwire.feeds.replay import ReplayError, ReplayFeed, TradesCsv, replay_files, shape_of
+from tickwire.models import BUY, SELL
 
 HEADER = "time_ms,price,size,side\n"
 
@@ -39,6 +40,27 @@ def test_the_data_says_its_products_and_decimals(tmp_path: Path) -> None:
     assert shape.codes == ["xrpeth", "ethbtc"]
     assert shape.price_decimals == {"xrpeth": 6, "ethbtc": 4}
     assert shape.size_decimals == {"xrpeth": 1, "ethbtc": 2}
+
+
+def test_columns_are_found_by_name_and_a_short_line_is_skipped_by_its_line(
+        tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", ["buy,ethbtc,0.05,x,1.25,1000",
+                                      "",  # a blank line: nothing, not even a skip
+                                      "sell,,0.06,y,2,2000",  # no code: the feed's
+                                      "sell,ethbtc,0.07",  # a short line
+                                      " SELL ,ethbtc,0.080,,3,3000,more,fields"],
+                 header="side,code,price,note,size,time_ms\n")
+    source = TradesCsv(path, "xrpeth")
+    updates = [(u.code, u.ts, u.price, u.trades) for u in source.updates()]
+    assert updates == [("ethbtc", 1000, 0.05, [(0.05, 1.25, BUY)]),
+                       ("xrpeth", 2000, 0.06, [(0.06, 2.0, SELL)]),
+                       ("ethbtc", 3000, 0.08, [(0.08, 3.0, SELL)])]
+    assert source.skipped.count == 1
+    assert source.skipped.first == "line 5: a line that is not time_ms,price,size,side"
+    shape = shape_of([path], "xrpeth")
+    assert shape.codes == ["ethbtc", "xrpeth"]
+    assert shape.price_decimals == {"ethbtc": 2, "xrpeth": 2}
+    assert shape.size_decimals == {"ethbtc": 2, "xrpeth": 0}
 
 
 async def test_a_set_speed_paces_by_the_datas_own_time(tmp_path: Path) -> None:

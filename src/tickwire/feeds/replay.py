@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import glob
-import itertools
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -31,6 +33,9 @@ from tickwire.feeds.base import FeedState, Sink
 from tickwire.feeds.decode import BodyUpdates
 from tickwire.feeds.record import read_lines
 from tickwire.models import BUY, SELL, Update
+
+if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader  # the type of `csv.reader(...)`
 
 log = logging.getLogger("tickwire.feeds.replay")
 
@@ -45,6 +50,9 @@ BATCH = 1_000
 """Updates handed over at once (and between two looks at the event loop) at speed 0."""
 TICK = 0.02
 """Seconds of played time handed over at once at a set speed."""
+DECIMALS_CACHE = 2**14
+"""Numbers whose decimals are remembered while a file is read for its shape: prices keep
+to a grid and come back, so most are worked out once."""
 
 
 class ReplayError(ValueError):
@@ -69,12 +77,22 @@ def replay_files(path: str) -> list[Path]:
     return files
 
 
-def _decimals(text: str) -> int:
+def _decimals_of(text: str) -> int:
     """Decimals a number is written with ("0.00134500" has 6 that count; "1e-5": 8)."""
     if "e" in text.lower():
         return 8
     fraction = text.strip().partition(".")[2]
     return min(len(fraction.rstrip("0")), MAX_DECIMALS)
+
+
+_decimals = functools.lru_cache(maxsize=DECIMALS_CACHE)(_decimals_of)
+"""`_decimals_of`, remembered for the latest numbers."""
+
+
+@functools.lru_cache(maxsize=DECIMALS_CACHE)
+def _float_decimals(value: float) -> int:
+    """Decimals of a number as Python writes it (`repr`)."""
+    return _decimals_of(repr(value))
 
 
 @dataclass
@@ -87,6 +105,14 @@ class DataShape:
     @property
     def codes(self) -> list[str]:
         return list(self.price_decimals)
+
+    def note(self, code: str, price_decimals: int, size_decimals: int) -> None:
+        """A product seen with prices and sizes of so many decimals."""
+        prices, sizes = self.price_decimals, self.size_decimals
+        if price_decimals > prices.get(code, -1):
+            prices[code] = price_decimals
+        if size_decimals > sizes.get(code, -1):
+            sizes[code] = size_decimals
 
 
 @dataclass
@@ -122,56 +148,76 @@ class _Source:
         self.skipped.count += 1
 
 
-def _note(into: DataShape, code: str, price: str, size: str) -> None:
-    into.price_decimals[code] = max(into.price_decimals.get(code, 0), _decimals(price))
-    into.size_decimals[code] = max(into.size_decimals.get(code, 0), _decimals(size))
-
-
 class TradesCsv(_Source):
-    """One trades CSV: its updates in order, lines that cannot be used skipped."""
+    """One trades CSV: its updates in order, lines that cannot be used skipped.
 
-    def _rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+    Rows are read as lists (`csv.reader`), the columns found by the header's names (a dict
+    a row, `csv.DictReader`, took twice as long a line). A field missing from a short row
+    reads as empty."""
+
+    @contextmanager
+    def _table(self) -> Iterator[tuple[_CsvReader, tuple[int, int, int, int, int]]]:
+        """The file's rows after the header, and where in a row `time_ms`, `price`, `size`,
+        `side` and `code` are (`code` -1 when there is none)."""
         try:
             handle = self.path.open(newline="", encoding="utf-8")
         except OSError as exc:
             raise ReplayError(f"{self.path}: {exc.strerror or exc}") from None
         with handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            if not set(TRADES_COLUMNS) <= set(columns):
+            reader = csv.reader(handle)
+            columns = next(reader, [])
+            where = {name: i for i, name in enumerate(columns)}  # the last of a name wins
+            if not set(TRADES_COLUMNS) <= set(where):
                 raise ReplayError(f"{self.path}: the header must have "
                                   f"{','.join(TRADES_COLUMNS)} (and may have code); "
                                   f"it has {','.join(columns)[:200]!r}")
-            if "code" not in columns and not self.default_code:
+            if "code" not in where and not self.default_code:
                 raise ReplayError(f"{self.path}: no code column, and the feed names no code")
-            yield from enumerate(reader, start=2)
+            t, p, s, d = (where[name] for name in TRADES_COLUMNS)
+            yield reader, (t, p, s, d, where.get("code", -1))
 
     def shape(self, into: DataShape) -> None:
-        for _, row in self._rows():
-            code = row.get("code") or self.default_code
-            try:
-                price, size = row["price"], row["size"]
-                float(price), float(size)
-            except (TypeError, ValueError):
-                continue
-            _note(into, code, price, size)
+        default, note, decimals = self.default_code, into.note, _decimals
+        with self._table() as (reader, (_, p, s, _, c)):
+            last = max(p, s, c)
+            for row in reader:
+                if len(row) <= last:
+                    row = _padded(row, last)
+                price, size = row[p], row[s]
+                try:
+                    float(price), float(size)
+                except ValueError:
+                    continue
+                note((row[c] if c >= 0 else "") or default, decimals(price), decimals(size))
 
     def updates(self, shift_ms: int = 0) -> Iterator[Update]:
         latest = -2**63
-        for line, row in self._rows():
-            try:
-                ts = int(row["time_ms"]) + shift_ms
-                price, size = float(row["price"]), float(row["size"])
-                side = _SIDES[(row["side"] or "").strip().lower()]
-            except (TypeError, ValueError, KeyError):
-                self.skip(line, "a line that is not time_ms,price,size,side")
-                continue
-            if ts < latest:
-                self.skip(line, "a time earlier than the line before")
-                continue
-            latest = ts
-            yield Update(row.get("code") or self.default_code, ts, price, None, None,
-                         [(price, size, side)])
+        default, sides = self.default_code, _SIDES
+        with self._table() as (reader, (t, p, s, d, c)):
+            last = max(t, p, s, d, c)
+            for row in reader:
+                if len(row) <= last:
+                    if not row:
+                        continue  # a blank line
+                    row = _padded(row, last)
+                try:
+                    ts = int(row[t]) + shift_ms
+                    price, size = float(row[p]), float(row[s])
+                    side = sides[row[d].strip().lower()]
+                except (ValueError, KeyError):
+                    self.skip(reader.line_num, "a line that is not time_ms,price,size,side")
+                    continue
+                if ts < latest:
+                    self.skip(reader.line_num, "a time earlier than the line before")
+                    continue
+                latest = ts
+                yield Update((row[c] if c >= 0 else "") or default, ts, price, None, None,
+                             [(price, size, side)])
+
+
+def _padded(row: list[str], last: int) -> list[str]:
+    """A short row with empty fields up to index `last`."""
+    return row + [""] * (last + 1 - len(row))
 
 
 class _Recorded(msgspec.Struct):
@@ -207,11 +253,13 @@ class QuoteBodies(_Source):
             raise ReplayError(f"{self.path}: {exc.strerror or exc}") from None
 
     def shape(self, into: DataShape) -> None:
+        note, decimals = into.note, _float_decimals
         for _, _, q in self._bodies():
-            prices = (q.price, q.open, q.high, q.low, q.last_close, q.bid, q.ask)
-            sizes = (q.volume, q.last_size, q.bid_volume, q.ask_volume)
-            for price, size in itertools.zip_longest(prices, sizes, fillvalue=0.0):
-                _note(into, q.code, repr(price), repr(size))
+            note(q.code,
+                 max(decimals(q.price), decimals(q.open), decimals(q.high), decimals(q.low),
+                     decimals(q.last_close), decimals(q.bid), decimals(q.ask)),
+                 max(decimals(q.volume), decimals(q.last_size), decimals(q.bid_volume),
+                     decimals(q.ask_volume)))
 
     def updates(self, shift_ms: int = 0) -> Iterator[Update]:
         """The bodies as updates; in a pass moved in time (a loop), the quotes are worked
