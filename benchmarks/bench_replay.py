@@ -314,9 +314,10 @@ def replay_runs(label: str, path: Path, workdir: Path, count: int, check: StoreC
                 print(f"  {label}: {verify(server)}", flush=True)
         run["busy"] = busy = run["others"] > BUSY_LIMIT and not quick
         print(f"  {label} run {n}: {run['from_start_s']:.2f} s from start, "
-              f"{run['from_ready_s']:.2f} s from ready ({count / run['from_ready_s']:,.0f}"
-              f" updates/s), server {run['server_cpu']:.0f}% of a core, other work "
-              f"{run['others']:.0f}%{' (busy)' if busy else ''}", flush=True)
+              f"{run['from_ready_s']:.2f} s from ready, "
+              f"{count / run['from_ready_s']:,.0f} updates/s\n"
+              f"    server {run['server_cpu']:.0f}% of a core, other work "
+              f"{run['others']:.0f}%{' (busy: not counted)' if busy else ''}", flush=True)
         runs.append(run)
     return runs
 
@@ -376,9 +377,9 @@ def bar_checker(expected: dict[BarKey, BarRow], market: Market, check: StoreChec
                                    f"{len(rows)} in the live run; first difference at {first}")
             served += len(got)
         ones = sum(len(rows) for (_, i), rows in wanted.items() if i == "1m")
-        return (f"bars match the live run's: all {len(stored):,} in SQLite, and all {served:,}"
-                f" served by redis.php ({ones:,} of them 1m) for {len(market.products)} "
-                "products")
+        return (f"bars match the live run's: all {len(stored):,} in SQLite,\n"
+                f"    all {served:,} served by redis.php ({ones:,} of them 1m), "
+                f"{len(market.products)} products")
 
     return verify
 
@@ -425,9 +426,9 @@ def main() -> None:
     pin = not args.no_pin and benchlib.can_pin()
     background = benchlib.wait_for_quiet(patience=0 if args.quick else 120)
     print(f"replay: {count:,} trades over {hours} h of event time, {len(PRODUCTS)} products, "
-          f"best of {repeats}; "
-          + (f"the servers and the baselines pinned to core {SERVER_CORE}, this process to "
-             f"core {CLIENT_CORE} while a server runs" if pin else "not pinned"))
+          f"best of {repeats};\n"
+          + (f"servers and baselines on core {SERVER_CORE}, this process on core "
+             f"{CLIENT_CORE} while a server runs" if pin else "not pinned"))
     result: dict[str, Any] = {"background_busy": background}
     with tempfile.TemporaryDirectory(prefix="tickwire-replay-") as tmp:
         work = Path(tmp)
@@ -439,14 +440,14 @@ def main() -> None:
         catalogue = feed_catalogue(config)  # the servers' products
         market = Market(catalogue.products.values(), TimeZone(config.server.timezone))
         expected = live_bars(trades, market)
-        print(f"made the trades ({csv_bytes / 2**20:,.0f} MiB) and the live run's"
-              f" {len(expected):,} bars in {time.perf_counter() - began:.1f} s", flush=True)
+        print(f"made the trades ({csv_bytes / 2**20:,.0f} MiB) and the live run's "
+              f"{len(expected):,} bars in {time.perf_counter() - began:.1f} s", flush=True)
         began = time.perf_counter()
         recording = record(csv_path, work, count, pin)
         gz_files = sorted(recording.glob("*.jsonl.gz"))
         gz_bytes = sum(f.stat().st_size for f in gz_files)
-        print(f"recorded the bodies ({len(gz_files)} file(s), {gz_bytes / 2**20:,.0f} MiB) in "
-              f"{time.perf_counter() - began:.1f} s", flush=True)
+        print(f"recorded the bodies ({len(gz_files)} file(s), {gz_bytes / 2**20:,.0f} MiB) "
+              f"in {time.perf_counter() - began:.1f} s", flush=True)
 
         check = StoreCheck(expected)
         verify = bar_checker(expected, market, check)
