@@ -293,7 +293,8 @@ def shape_of(files: list[Path], default_code: str) -> DataShape:
 
 
 class ReplayFeed:
-    """Plays trades files at `speed` (0: as fast as it goes), once or in a loop."""
+    """Plays recorded files (trades or quote bodies) at `speed` (0: as fast as it goes),
+    once or in a loop."""
 
     def __init__(self, files: list[Path], codes: list[str], default_code: str = "",
                  speed: float = 1.0, loop: bool = False, name: str = "replay") -> None:
