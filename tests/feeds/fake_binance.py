@@ -169,6 +169,8 @@ class FakeBinance:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.subscriptions: dict[web.WebSocketResponse, set[str]] = {}
         self.subscribes = 0
+        self.connections = 0
+        """WebSockets accepted, ever."""
         self.klines_down = False
         """While set, klines are answered 503 (the exchange unavailable)."""
         self._runner: web.AppRunner | None = None
@@ -286,6 +288,7 @@ class FakeBinance:
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        self.connections += 1
         self.subscriptions[ws] = set()
         try:
             async for message in ws:

@@ -16,6 +16,7 @@ import pytest
 
 from tickwire.catalogue import load_catalogue
 from tickwire.config import ExchangeFeedConfig
+from tickwire.feeds import exchange as exchange_feed
 from tickwire.feeds.base import FeedState
 from tickwire.feeds.exchange import ExchangeFeed
 from tickwire.feeds.factory import with_feed_products
@@ -191,14 +192,18 @@ async def xrpeth_feed(fake: FakeBinance, tmp_path: Path) -> tuple[ExchangeFeed, 
 
 
 async def play_trades(shared_data: Path, tmp_path: Path, count: int,
-                      outage: tuple[int, int] | None = None,
-                      burst: int = 50) -> tuple[ExchangeFeed, MarketSink, FakeBinance]:
-    """The first `count` XRPETH trades through the fake to a feed, `burst` at a time
-    without a pause; during `outage` (trade numbers) every socket is closed and the trades
-    are not delivered."""
+                      outage: tuple[int, int] | None = None, burst: int = 50,
+                      pause: float = 0.001, renew_after: float | None = None,
+                      renewals: int = 0) -> tuple[ExchangeFeed, MarketSink, FakeBinance]:
+    """The first `count` XRPETH trades through the fake to a feed, `burst` at a time with
+    a `pause` between; during `outage` (trade numbers) every socket is closed and the
+    trades are not delivered; the feed renews its connection every `renew_after` s, and
+    the trades stop early once it has done so `renewals` times."""
     trades = freqtrade_trades(shared_data)[:count]
     async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
         feed, sink = await xrpeth_feed(fake, tmp_path)
+        if renew_after is not None:
+            feed.renew_after = renew_after
         async with running(feed, sink) as task:
             await fake.wait_streams({"xrpeth@aggTrade"})
             delivered = 0
@@ -214,7 +219,9 @@ async def play_trades(shared_data: Path, tmp_path: Path, count: int,
                 await fake.send("xrpeth@aggTrade", trade, deliver=not lost)
                 delivered += not lost
                 if n % burst == 0:
-                    await asyncio.sleep(0.001)
+                    await asyncio.sleep(pause)
+                    if renewals and feed.renewals >= renewals:
+                        break
             await until(lambda: feed.trades == delivered)
             assert not task.done()
             if outage is not None:
@@ -272,6 +279,20 @@ async def test_the_fake_closing_the_socket_reconnects_with_no_bar_lost(
     assert_minutes_are_binances(sink, shared_data, first, last)
     assert feed.reconnects >= 1 and feed.reconciled >= 1
     assert feed.trades == count - (outage[1] - outage[0])
+
+
+async def test_a_planned_renewal_of_the_connection_loses_and_doubles_no_trade(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exchange_feed, "RENEW_OVERLAP", 0.3)
+    feed, sink, fake = await play_trades(shared_data, tmp_path, 12_000, burst=10,
+                                         pause=0.005, renew_after=0.4, renewals=2)
+    assert feed.renewals == 2
+    assert fake.connections >= 3  # a connection of its own for each renewal
+    assert feed.duplicates > 0  # both connections of a renewal handed trades on
+    trades = freqtrade_trades(shared_data)[:feed.trades]  # each trade counted once
+    assert fake.trades["XRPETH"] == trades
+    assert_minutes_are_binances(sink, shared_data, trades[0]["T"] // 60_000 * 60_000,
+                                trades[-1]["T"] // 60_000 * 60_000)
 
 
 async def test_a_down_exchange_is_the_feed_state_with_the_reason(shared_data: Path,

@@ -27,6 +27,12 @@ was down, the candles of the bars that ended during the outage are fetched, and 
 came back in once that bar has ended, so those bars are the exchange's own (no bar lost,
 none short of the trades missed).
 
+Renewal: exchanges end a connection after a while (Binance: 24 hours). Every
+`RENEW_AFTER_S` the feed opens a new one beside the old, serves the new one's books once
+each has come, and closes the old one `RENEW_OVERLAP` seconds later; a trade both hand on
+is counted once, by its id (an exchange that gives trades no id could count a trade of
+those seconds twice). No trade is missed, so no bar needs mending.
+
 Outages: a stream that fails for a reason worth retrying (ccxt's `NetworkError` family:
 the connection lost, `ExchangeNotAvailable`, `DDoSProtection`, `RateLimitExceeded`,
 timeouts) leaves the feed `down` with that reason, and is watched again after a capped,
@@ -44,8 +50,10 @@ most, behind any candle requests), so books of many symbols, and a resync, can t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from tickwire.client.backoff import Backoff
@@ -66,6 +74,17 @@ TIMEFRAMES = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1h"}
 """The intervals filled from the exchange's candles as they are, and ccxt's names of them."""
 RECONCILE_ROWS = 2
 """Candles fetched to reconcile the bar a trade stream came back in, once it has ended."""
+RENEW_AFTER_S = 23 * 3600.0
+"""Seconds a connection is kept before a planned renewal: exchanges end theirs after a
+while (Binance: 24 hours), and a renewal loses nothing where an ended one would."""
+RENEW_TIMEOUT = 60.0
+"""Seconds a renewal's new connection has to hand on every symbol's book; else it is
+closed and the old one kept until the next renewal."""
+RENEW_OVERLAP = 2.0
+"""Seconds both connections of a renewal run side by side once the new one is up, so the
+trades in flight on the old one still arrive."""
+SEEN_TRADES = 4_096
+"""Trade ids remembered per symbol to count a trade handed on twice once."""
 
 
 def _network_error() -> tuple[type[BaseException], type[BaseException]]:
@@ -78,6 +97,42 @@ def _any_error() -> type[BaseException]:
     import ccxt
 
     return ccxt.BaseError  # type: ignore[no-any-return]
+
+
+class _Recent:
+    """The newest `SEEN_TRADES` trade ids of one symbol."""
+
+    __slots__ = ("_ids", "_order")
+
+    def __init__(self) -> None:
+        self._ids: set[object] = set()
+        self._order: deque[object] = deque()
+
+    def add(self, trade_id: object) -> bool:
+        """Remember `trade_id`; False if it was remembered already."""
+        if trade_id in self._ids:
+            return False
+        self._ids.add(trade_id)
+        self._order.append(trade_id)
+        if len(self._order) > SEEN_TRADES:
+            self._ids.discard(self._order.popleft())
+        return True
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of a group of task groups."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def _stop(streams: asyncio.Task[None], exchange: Any) -> None:
+    """End one connection's streams and close its exchange object."""
+    streams.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await streams
+    await exchange.close()
 
 
 class ExchangeFeed:
@@ -117,12 +172,26 @@ class ExchangeFeed:
         self._event_at = 0.0
         self._advanced = 0
         self._books: dict[str, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
+        self.renew_after = RENEW_AFTER_S
+        """Seconds between planned renewals of the connection (`_connections`)."""
+        self.renewals = 0
+        self.duplicates = 0
+        """Trades handed on twice (by both connections of a renewal), counted once."""
+        self._generation = 0
+        """The newest connection's number; each renewal opens the next."""
+        self._book_generation: dict[str, int] = {}
+        """The connection whose books are served, by symbol: a newer one's first book takes
+        over, so a book never goes back to an older connection's."""
+        self._seen: dict[str, _Recent] = {}
+        self._renewing: list[Any] = []
+        """Exchange objects of a renewal not (or no longer) the feed's own."""
 
     def status(self) -> dict[str, object]:
         return {"kind": "exchange", "exchange": self.config.exchange,
                 "symbols": len(self.config.symbols), "streams_down": len(self._down),
                 "trades": self.trades, "books": self.books, "crossed_books": self.crossed,
                 "resyncs": sum(self.resyncs.values()), "reconnects": self.reconnects,
+                "renewals": self.renewals, "duplicate_trades": self.duplicates,
                 "candles": self.candles}
 
     # running ------------------------------------------------------------------------------
@@ -143,16 +212,60 @@ class ExchangeFeed:
             self._waiting = {f"book {s}" for s in self.config.symbols}
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                for symbol, code in zip(self.config.symbols, self.codes, strict=True):
-                    tasks.create_task(self._watch_trades(exchange, sink, symbol, code))
-                    tasks.create_task(self._watch_book(exchange, sink, symbol, code))
                 tasks.create_task(self._clock(sink))
+                tasks.create_task(self._connections(sink, exchange))
         except ExceptionGroup as group:  # the supervisor shows the error itself, not a group
-            raise group.exceptions[0] from None
+            raise _first(group) from None
         finally:
+            opened = [self._exchange, *self._renewing]
             self._exchange, self._tasks = None, None
+            self._renewing.clear()
             self._due.clear()
-            await exchange.close()
+            for each in opened:
+                await each.close()
+
+    async def _connections(self, sink: Sink, exchange: Any) -> None:
+        """The streams on `exchange`, renewed every `renew_after` seconds: a new connection
+        is opened beside the old one, and the old one closed once the new one hands on
+        every book, some seconds later (trades that both hand on are counted once, by
+        their id), so no trade and no bar is lost to an exchange's connection limit."""
+        assert self._tasks is not None
+        generation = self._generation
+        streams = self._tasks.create_task(self._streams(sink, exchange, generation))
+        while True:
+            await asyncio.sleep(self.renew_after)
+            fresh = make_exchange(self.config)
+            self._renewing.append(fresh)  # closed by `run` if it ends meanwhile
+            self._generation += 1
+            renewed = self._tasks.create_task(self._streams(sink, fresh, self._generation))
+            try:
+                async with asyncio.timeout(RENEW_TIMEOUT):
+                    while any(self._book_generation.get(s, -1) < self._generation
+                              for s in self.config.symbols):
+                        await asyncio.sleep(0.05)
+            except TimeoutError:  # the new connection did not come up: keep the old one
+                log.warning("exchange renewal timed out: keeping the connection", extra={
+                    "feed": self.name, "exchange": self.config.exchange})
+                self._renewing.remove(fresh)
+                await _stop(renewed, fresh)
+                for symbol, served in self._book_generation.items():
+                    if served == self._generation:  # the old connection's books again
+                        self._book_generation[symbol] = generation
+                continue
+            await asyncio.sleep(RENEW_OVERLAP)
+            old_streams, old = streams, exchange
+            streams, exchange, generation = renewed, fresh, self._generation
+            self._exchange = fresh  # and `old` is closed by `run` if it ends meanwhile
+            self._renewing[self._renewing.index(fresh)] = old
+            await _stop(old_streams, old)
+            self._renewing.remove(old)
+            self.renewals += 1
+
+    async def _streams(self, sink: Sink, exchange: Any, generation: int) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for symbol, code in zip(self.config.symbols, self.codes, strict=True):
+                tasks.create_task(self._watch_trades(exchange, sink, symbol, code))
+                tasks.create_task(self._watch_book(exchange, sink, symbol, code, generation))
 
     async def _watch_trades(self, exchange: Any, sink: Sink, symbol: str, code: str) -> None:
         key = f"trades {symbol}"
@@ -167,7 +280,8 @@ class ExchangeFeed:
                     down_since = self._clock_ms()
                 await self._went_down(key, exc, backoff)
                 continue
-            updates = sorted((self._trade(code, t) for t in trades), key=lambda u: u.ts)
+            updates = sorted((self._trade(code, t) for t in trades
+                              if self._first_time(code, t)), key=lambda u: u.ts)
             cache = exchange.trades.get(symbol)  # handed on: ccxt need not keep them
             if hasattr(cache, "clear"):
                 cache.clear()
@@ -188,6 +302,19 @@ class ExchangeFeed:
                 self._note(updates[-1].ts)
                 sink.publish(updates)
 
+    def _first_time(self, code: str, trade: dict[str, Any]) -> bool:
+        """Whether `trade` was not handed on before (by its id; one without an id is)."""
+        trade_id = trade.get("id")
+        if trade_id is None:
+            return True
+        seen = self._seen.get(code)
+        if seen is None:
+            seen = self._seen[code] = _Recent()
+        if seen.add(trade_id):
+            return True
+        self.duplicates += 1
+        return False
+
     def _trade(self, code: str, trade: dict[str, Any]) -> Update:
         price, size = float(trade["price"]), float(trade["amount"])
         side = BUY if trade.get("side") == "buy" else SELL
@@ -195,7 +322,8 @@ class ExchangeFeed:
         return Update(code, int(stamp) if stamp else self._clock_ms(), price,
                       trades=[(price, size, side)])
 
-    async def _watch_book(self, exchange: Any, sink: Sink, symbol: str, code: str) -> None:
+    async def _watch_book(self, exchange: Any, sink: Sink, symbol: str, code: str,
+                          generation: int) -> None:
         key = f"book {symbol}"
         backoff = Backoff()
         network, gap = _network_error()
@@ -212,6 +340,9 @@ class ExchangeFeed:
                 await self._went_down(key, exc, backoff)
                 continue
             self._came_up(key, backoff)
+            if generation < self._book_generation.get(symbol, -1):
+                continue  # a newer connection's book is served (a renewal)
+            self._book_generation[symbol] = generation
             bids = [(float(p), float(v)) for p, v, *_ in book["bids"][:depth]]
             asks = [(float(p), float(v)) for p, v, *_ in book["asks"][:depth]]
             if bids and asks and bids[0][0] >= asks[0][0]:
@@ -341,11 +472,14 @@ class ExchangeFeed:
         too long for the exchange), None when it cannot be reached (both logged)."""
         try:
             raw = await exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
-        except _any_error() as exc:
+        except Exception as exc:  # any failure of the fetch is logged, none raised
+            # (an exchange object closed by a renewal mid-fetch fails outside ccxt's errors)
             log.warning("exchange candles failed", extra={
                 "feed": self.name, "symbol": symbol, "interval": interval,
                 "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
-            return None if isinstance(exc, _network_error()[0]) else []
+            refused = isinstance(exc, _any_error()) and not isinstance(
+                exc, _network_error()[0])
+            return [] if refused else None
         rows = [(int(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4]),
                  float(c[5] or 0.0)) for c in raw if None not in c[:5]]
         aligned = Interval(interval, self.tz)
