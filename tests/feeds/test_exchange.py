@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from tickwire.feeds.base import FeedState
 from tickwire.feeds.exchange import ExchangeFeed
 from tickwire.feeds.factory import with_feed_products
 from tickwire.market import Market
-from tickwire.market.bars import BarRow
+from tickwire.market.bars import BarRow, Interval
 from tickwire.market.clock import TimeZone
 from tickwire.market.quotes import DayStats
 from tickwire.models import INTERVALS, Product, Update
@@ -386,6 +388,45 @@ async def test_at_start_the_windows_and_today_come_from_the_exchanges_candles(
                                                     float(today[-1]["p"]))
     assert stats.last_close == float(by_day[days[-2]][-1]["p"])
     assert stats.volume == pytest.approx(sum(float(t["q"]) for t in today))
+
+
+async def test_days_and_months_are_rolled_up_from_the_exchanges_8h_candles(
+        tmp_path: Path) -> None:
+    # a trade every 4 hours for 9 years up to yesterday, from a month's first midnight
+    month = Interval("1M", TZ)
+    start = month.floor(int(time.time() * 1000))
+    for _ in range(9 * 12):
+        start = month.floor(start - 1)
+    end = int(time.time() * 1000) - 86_400_000
+    trades = [{"e": "aggTrade", "E": ts, "s": "XRPETH", "a": k, "p": f"{1 + k % 97 / 100:.2f}",
+               "q": str(1 + k % 5), "T": ts, "m": k % 2 == 0}
+              for k, ts in enumerate(range(start, end, 4 * 3_600_000))]
+    async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
+        for trade in trades:  # the exchange's past
+            await fake.send("xrpeth@aggTrade", trade, deliver=False)
+        feed, sink = await xrpeth_feed(fake, tmp_path)
+        async with running(feed, sink):
+            await until(lambda: len(sink.loads) == 2)  # the older months come later
+    asked = [q["interval"] for path, q in fake.requests if path.endswith("/klines")]
+    assert asked.count("8h") == 1 + math.ceil(  # the first request, then the older months
+        (month.floor(trades[-1]["T"]) - start) / 28_800_000 / 1_000) - 1
+    expected = {name: rolled_up(trades, Interval(name, TZ)) for name in ("1d", "1M")}
+    (_, first, stats), (_, older, _) = sink.loads
+    assert first["1d"] == expected["1d"][-300:]  # the window, from one request of 1,000
+    # every month of the last 100, from the first request and the older ones
+    assert older["1M"] + first["1M"] == expected["1M"][-100:]
+    assert older["1M"][-1][0] < first["1M"][0][0]
+    assert stats is not None and stats.day == expected["1d"][-1][0]
+
+
+def rolled_up(trades: list[dict[str, Any]], interval: Interval) -> list[BarRow]:
+    """Bars of `interval` made of `trades` directly: (open ms, o, h, l, c, volume)."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for trade in trades:
+        groups.setdefault(interval.floor(trade["T"]), []).append(trade)
+    return [(start, float(group[0]["p"]), max(float(t["p"]) for t in group),
+             min(float(t["p"]) for t in group), float(group[-1]["p"]),
+             float(sum(int(t["q"]) for t in group))) for start, group in groups.items()]
 
 
 async def test_windows_the_exchange_could_not_give_at_start_are_filled_when_trades_come(

@@ -18,10 +18,11 @@ still close their bars; it stops while every stream of trades is down.
 
 History: at start, before the streams, each symbol's windows of the intervals that the
 exchange's candles can give as they are (`1m` to `1h`, where the service time zone's bars
-line up with the exchange's UTC ones): 600 `1m`, 300 of the others. Day bars are rolled up
-from the `1h` candles in the service time zone (some 12 days), and today's statistics
-(open, high, low, volume, previous close) come from them; months are built from live
-trades only. When the exchange cannot be reached at start, the streams start at once and
+line up with the exchange's UTC ones): 600 `1m`, 300 of the others. Days and months are
+rolled up in the service time zone from the exchange's longest candle that lines up with
+its day (UTC+8 on Binance: `8h`), 1,000 of them in one request (300 days, 11 months), and
+today's statistics (open, high, low, volume, previous close) come from them; the older
+months, up to 100, are fetched in the background once the streams run. When the exchange cannot be reached at start, the streams start at once and
 each symbol's windows are fetched when its first trades come. After a stream of trades
 was down, the candles of the bars that ended during the outage are fetched, and the bar it
 came back in once that bar has ended, so those bars are the exchange's own (no bar lost,
@@ -74,6 +75,14 @@ TIMEFRAMES = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1h"}
 """The intervals filled from the exchange's candles as they are, and ccxt's names of them."""
 RECONCILE_ROWS = 2
 """Candles fetched to reconcile the bar a trade stream came back in, once it has ended."""
+ROLLUP_TIMEFRAMES = {"1d": 86_400_000, "12h": 43_200_000, "8h": 28_800_000,
+                     "6h": 21_600_000, "4h": 14_400_000, "2h": 7_200_000, "1h": 3_600_000}
+"""Candles that days and months may be rolled up from, longest first, by length in ms."""
+ROLLUP_ROWS = 1_000
+"""Candles asked per request for days and months (Binance gives at most 1,000): at start
+one request, enough for the 300 days of the window with `8h` candles."""
+ROLLUP_REQUESTS = 12
+"""Further requests at most, in the background, for the older months."""
 RENEW_AFTER_S = 23 * 3600.0
 """Seconds a connection is kept before a planned renewal: exchanges end theirs after a
 while (Binance: 24 hours), and a renewal loses nothing where an ended one would."""
@@ -184,6 +193,8 @@ class ExchangeFeed:
         over, so a book never goes back to an older connection's."""
         self._seen: dict[str, _Recent] = {}
         self._renewing: list[Any] = []
+        self._older: list[tuple[str, str, tuple[str, int], int]] = []
+        """Month bars to fetch once the streams run: (symbol, code, rollup, before)."""
         """Exchange objects of a renewal not (or no longer) the feed's own."""
 
     def status(self) -> dict[str, object]:
@@ -212,6 +223,11 @@ class ExchangeFeed:
             self._waiting = {f"book {s}" for s in self.config.symbols}
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
+                for symbol, code, rollup, before in self._older:
+                    assert sink.history is not None
+                    tasks.create_task(self._older_months(exchange, sink.history, symbol,
+                                                         code, rollup, before))
+                self._older.clear()
                 tasks.create_task(self._clock(sink))
                 tasks.create_task(self._connections(sink, exchange))
         except ExceptionGroup as group:  # the supervisor shows the error itself, not a group
@@ -421,15 +437,61 @@ class ExchangeFeed:
                 return False
             if rows:
                 bars[interval] = rows
+        candles = None
+        rollup = self._rollup_timeframe(exchange)
+        if rollup is not None:
+            candles = await self._candles(exchange, symbol, "1d", rollup[0], ROLLUP_ROWS,
+                                          aligned=False)
+        if not candles:  # no timeframe that lines up with the day: the hours at least
+            candles = bars.get("1h")
         stats = None
-        if "1h" in bars:
-            days = self._days(bars["1h"])
-            if days:
-                bars["1d"] = days
-                stats = self._today(days, bars["1h"])
+        if candles:
+            for interval in ("1d", "1M"):
+                rolled = self._rolled(candles, interval)[-WINDOW[interval]:]
+                if rolled:
+                    bars[interval] = rolled
+            if "1d" in bars:
+                stats = self._today(bars["1d"], candles)
+            if rollup is not None and self._tasks is not None and "1M" in bars:
+                self._tasks.create_task(self._older_months(
+                    exchange, history, symbol, code, rollup, bars["1M"][0][0]))
+            elif rollup is not None and "1M" in bars:
+                self._older.append((symbol, code, rollup, bars["1M"][0][0]))
         if bars:
             history.load_history(code, bars, stats)
         return True
+
+    def _rollup_timeframe(self, exchange: Any) -> tuple[str, int] | None:
+        """The exchange's longest candle (name, ms) that lines up with the service time
+        zone's day (UTC+8: `8h`, whose candles open at 16:00, 00:00 and 08:00 UTC)."""
+        offered = getattr(exchange, "timeframes", None) or {}
+        start = Interval("1d", self.tz).floor(self._clock_ms())
+        for name, length in ROLLUP_TIMEFRAMES.items():
+            if name in offered and start % length == 0:
+                return name, length
+        return None
+
+    async def _older_months(self, exchange: Any, history: HistorySink, symbol: str,
+                            code: str, rollup: tuple[str, int], before: int) -> None:
+        """The month bars before `before` (up to `WINDOW["1M"]` months in all), rolled up
+        from older candles in the background: `ROLLUP_REQUESTS` more at most."""
+        timeframe, length = rollup
+        month = Interval("1M", self.tz)
+        first = month.floor(self._clock_ms())
+        for _ in range(WINDOW["1M"] - 1):
+            first = month.floor(first - 1)
+        since = max(first, before - ROLLUP_REQUESTS * ROLLUP_ROWS * length)
+        candles: list[BarRow] = []
+        while since < before:
+            rows = await self._candles(exchange, symbol, "1M", timeframe, ROLLUP_ROWS,
+                                       since=since, aligned=False)
+            if not rows:
+                break
+            candles.extend(row for row in rows if row[0] < before)
+            since = rows[-1][0] + length
+        months = [row for row in self._rolled(candles, "1M") if row[0] < before]
+        if months:
+            history.load_history(code, {"1M": months}, None)
 
     async def _refill(self, exchange: Any, history: HistorySink, symbol: str, code: str,
                       since: int, resumed: int) -> None:
@@ -466,10 +528,12 @@ class ExchangeFeed:
             history.load_history(code, {interval: rows}, None)
 
     async def _candles(self, exchange: Any, symbol: str, interval: str, timeframe: str,
-                       limit: int, since: int | None = None) -> list[BarRow] | None:
+                       limit: int, since: int | None = None,
+                       aligned: bool = True) -> list[BarRow] | None:
         """`limit` candles of `symbol` from `since` (None: the newest), oldest first, when
-        they line up with this server's bars of `interval`; none after a refusal (a window
-        too long for the exchange), None when it cannot be reached (both logged)."""
+        they line up with this server's bars of `interval` (or are to be rolled up into
+        them: not `aligned`); none after a refusal (a window too long for the exchange),
+        None when it cannot be reached (both logged)."""
         try:
             raw = await exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
         except Exception as exc:  # any failure of the fetch is logged, none raised
@@ -482,29 +546,30 @@ class ExchangeFeed:
             return [] if refused else None
         rows = [(int(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4]),
                  float(c[5] or 0.0)) for c in raw if None not in c[:5]]
-        aligned = Interval(interval, self.tz)
-        if not rows or aligned.floor(rows[0][0]) != rows[0][0]:
+        if not rows:
+            return []
+        if aligned and Interval(interval, self.tz).floor(rows[0][0]) != rows[0][0]:
             return []  # the service time zone's bars do not line up with the exchange's
         self.candles += len(rows)
         return rows
 
-    def _days(self, hours: list[BarRow]) -> list[BarRow]:
-        """Day bars of the service time zone rolled up from `1h` candles (oldest first),
-        the first day left out unless its first hour is there."""
-        day = Interval("1d", self.tz)
+    def _rolled(self, candles: list[BarRow], interval: str) -> list[BarRow]:
+        """Bars of `interval` (`1d`, `1M`) of the service time zone rolled up from
+        `candles` (oldest first), the first left out unless its first candle opens it."""
+        aligned = Interval(interval, self.tz)
         groups: dict[int, list[BarRow]] = {}
-        for row in hours:
-            groups.setdefault(day.floor(row[0]), []).append(row)
-        days = [combine(start, rows, 8) for start, rows in groups.items()]
-        if days and groups[days[0][0]][0][0] != days[0][0]:
-            days = days[1:]
-        return days
+        for row in candles:
+            groups.setdefault(aligned.floor(row[0]), []).append(row)
+        bars = [combine(start, rows, 8) for start, rows in groups.items()]
+        if bars and groups[bars[0][0]][0][0] != bars[0][0]:
+            bars = bars[1:]
+        return bars
 
-    def _today(self, days: list[BarRow], hours: list[BarRow]) -> DayStats | None:
+    def _today(self, days: list[BarRow], candles: list[BarRow]) -> DayStats | None:
         """The quote's statistics of the newest day of `days`."""
         start, today_open, high, low, close, volume = days[-1]
-        earlier = [row for row in hours if row[0] < start]
+        earlier = [row for row in candles if row[0] < start]
         last_close = earlier[-1][CLOSE] if earlier else today_open
-        return DayStats(day=start, ts=hours[-1][0], price=close, open=today_open, high=high,
+        return DayStats(day=start, ts=candles[-1][0], price=close, open=today_open, high=high,
                         low=low, last_close=last_close, volume=volume,
                         amount=volume * (days[-1][OPEN] + high + low + close) / 4)
