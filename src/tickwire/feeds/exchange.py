@@ -22,8 +22,9 @@ line up with the exchange's UTC ones): 600 `1m`, 300 of the others. Days and mon
 rolled up in the service time zone from the exchange's longest candle that lines up with
 its day (UTC+8 on Binance: `8h`), 1,000 of them in one request (300 days, 11 months), and
 today's statistics (open, high, low, volume, previous close) come from them; the older
-months, up to 100, are fetched in the background once the streams run. When the exchange cannot be reached at start, the streams start at once and
-each symbol's windows are fetched when its first trades come. After a stream of trades
+months, up to 100, are fetched in the background once the streams run. When the
+exchange cannot be reached at start, the streams start at once and each symbol's windows
+are fetched when its first trades come. After a stream of trades
 was down, the candles of the bars that ended during the outage are fetched, and the bar it
 came back in once that bar has ended, so those bars are the exchange's own (no bar lost,
 none short of the trades missed).
