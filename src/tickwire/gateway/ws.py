@@ -64,14 +64,18 @@ class MessageBudget:
         return False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Connection:
+    """One WebSocket client. Slotted: thousands are held, and the fan-out reads `out` and
+    `backlog` once per delivery."""
+
     ws: web.WebSocketResponse
     transport: asyncio.Transport
     ip: str
     last_seen: float
     codes: set[str] = field(default_factory=set)
     out: list[bytes] = field(default_factory=list)
+    """Frames of the fan-out in progress, written together as one."""
     backlog: dict[str, bytes] | None = None
     """While the socket is over its bound: the newest frame per product, else None."""
     slow_since: float = 0.0
@@ -93,6 +97,38 @@ class HubStats:
     ignored: int = 0
 
 
+MAX_BURST = 100_000
+"""Deliveries one fan-out hands to sockets at most, give or take each product's newest
+update. When more are waiting (the gateway fell behind its feed), the oldest updates of
+products that have a newer one waiting are dropped (conflated) to fit: the fan-out stays
+busy with the newest quotes, a burst costs at most ~50 ms, and what waits stays bounded."""
+
+
+def fit_burst(updates: list[tuple[str, bytes]], subscribers: dict[str, set[Connection]],
+              budget: int) -> tuple[list[tuple[str, bytes]], int]:
+    """`updates` (oldest first) cut to about `budget` deliveries: every product's newest
+    update is kept, older ones from the newest back while they fit; one product's updates
+    keep their order. The kept updates, and the deliveries dropped."""
+    kept: list[tuple[str, bytes]] = []
+    newest_kept: set[str] = set()
+    spent = dropped = 0
+    for update in reversed(updates):
+        code = update[0]
+        subs = subscribers.get(code)
+        if not subs:
+            continue
+        n = len(subs)
+        if code not in newest_kept:
+            newest_kept.add(code)
+        elif spent + n > budget:
+            dropped += n
+            continue
+        spent += n
+        kept.append(update)
+    kept.reverse()
+    return kept, dropped
+
+
 class Hub:
     """Who is subscribed to what, and delivery of encoded updates to them."""
 
@@ -105,6 +141,9 @@ class Hub:
         self.connections: set[Connection] = set()
         self.stats = HubStats()
         self._background: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[str, bytes]] = []
+        """Updates published since the last fan-out, oldest first."""
+        self._fan_out_soon: asyncio.Handle | None = None
         engine.subscribe(self.on_batch)
 
     def _known(self, code: str) -> bool:
@@ -115,40 +154,90 @@ class Hub:
         return sum(len(c.codes) for c in self.connections)
 
     # delivery ------------------------------------------------------------------------------
+    #
+    # A batch published waits for the next turn of the event loop (`call_soon`), so batches
+    # published in one turn (several feeds, an exchange's messages read at once) leave
+    # together: each connection gets one write per turn whatever the number of updates.
+    # Each update is framed once; a subscriber costs one `list.append` (`_fan_out`), and
+    # each connection one `join` and one write (`_flush`).
 
     def on_batch(self, batch: list[tuple[str, bytes]]) -> None:
-        """Bus handler: frame each update once and queue it for every subscriber."""
-        dirty: list[Connection] = []
+        """Bus handler: the updates wait for the fan-out of this turn of the loop."""
+        self._pending += batch
+        if self._fan_out_soon is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a plain call): at once
+                self._fan_out()
+                return
+            self._fan_out_soon = loop.call_soon(self._fan_out)
+
+    def _fan_out(self) -> None:
+        self._fan_out_soon = None
+        updates, self._pending = self._pending, []
         subscribers = self.subscribers
+        stats = self.stats
+        if len(updates) > 1 and sum(len(subscribers.get(code, ())) for code, _ in updates) \
+                > MAX_BURST:
+            updates, dropped = fit_burst(updates, subscribers, MAX_BURST)
+            stats.conflated += dropped
+        dirty: list[Connection] = []
+        code_of: dict[int, str] = {}
+        """A frame's product, by the frame's id (frames live until the writes below), for
+        `_flush`'s conflation; one entry per update, nothing per subscriber."""
         delivered = 0
-        for code, body in batch:
+        for code, body in updates:
             subs = subscribers.get(code)
             if not subs:
                 continue
             frame = text_frame(push_message(body))
+            code_of[id(frame)] = code
             delivered += len(subs)
             for conn in subs:
-                if conn.backlog is not None:
-                    conn.backlog[code] = frame
-                    self.stats.conflated += 1
+                out = conn.out
+                if out:
+                    out.append(frame)
+                elif conn.backlog is None:
+                    out.append(frame)
+                    dirty.append(conn)
                 else:
-                    if not conn.out:
-                        dirty.append(conn)
-                    conn.out.append(frame)
-        self.stats.deliveries += delivered
+                    conn.backlog[code] = frame
+                    stats.conflated += 1
+        stats.deliveries += delivered
         for conn in dirty:
-            self._flush(conn)
+            self._flush(conn, code_of)
 
-    def _flush(self, conn: Connection) -> None:
-        frames, conn.out = conn.out, []
-        if conn.closing or self._transport_gone(conn):
+    def _flush(self, conn: Connection, code_of: dict[int, str]) -> None:
+        """Write `conn.out` as one. What would take the socket's pending bytes over the
+        bound is first cut to the newest frame per product; if even that does not fit,
+        the connection is a slow reader: its frames wait in `backlog` (newest per product)
+        for `sweep` to send once the socket drains."""
+        out = conn.out
+        transport = conn.transport
+        if conn.closing or transport is None or transport.is_closing():
+            out.clear()
             return
-        if conn.transport.get_write_buffer_size() > self.settings.max_pending_bytes:
-            # Over the bound: from now on keep only the newest frame per product.
-            conn.backlog = {}
-            conn.slow_since = time.monotonic()
-            return
-        conn.transport.write(b"".join(frames) if len(frames) > 1 else frames[0])
+        data = out[0] if len(out) == 1 else b"".join(out)
+        bound = self.settings.max_pending_bytes
+        waiting = transport.get_write_buffer_size()
+        if waiting + len(data) > bound:
+            newest = {code_of[id(frame)]: frame for frame in out}
+            self.stats.conflated += len(out) - len(newest)
+            data = b"".join(newest.values())
+            if waiting + len(data) > bound:
+                conn.backlog = newest
+                conn.slow_since = time.monotonic()
+                out.clear()
+                return
+        out.clear()
+        transport.write(data)
+
+    def _fan_out_now(self) -> None:
+        """Run a pending fan-out at once (before a subscription reads its snapshots, so
+        that no update older than a snapshot follows it)."""
+        if self._fan_out_soon is not None:
+            self._fan_out_soon.cancel()
+            self._fan_out()
 
     def refuse(self, conn: Connection, payload: bytes) -> None:
         """An error reply, to a connection that opted in (`/ws?errors=1`). Deployed clients
@@ -189,6 +278,7 @@ class Hub:
         if len(unknown) > MAX_UNKNOWN_REPORTED:
             self.refuse(conn, ws_error(
                 404, f"and {len(unknown) - MAX_UNKNOWN_REPORTED} more unknown codes"))
+        self._fan_out_now()
         for code in fresh:
             conn.codes.add(code)
             subs = self.subscribers.get(code)
@@ -197,11 +287,18 @@ class Hub:
                 self._engine.watch(code)
             subs.add(conn)
         # the snapshots after subscribing: an update published meanwhile is not missed
-        for body in await self._engine.latest(fresh) if fresh else ():
+        code_of: dict[int, str] = {}
+        for code, body in zip(fresh, await self._engine.latest(fresh) if fresh else (),
+                              strict=True):
             if body is not None and not conn.closing:
-                conn.out.append(text_frame(push_message(body)))
+                frame = text_frame(push_message(body))
+                code_of[id(frame)] = code
+                if conn.backlog is not None:
+                    conn.backlog[code] = frame
+                else:
+                    conn.out.append(frame)
         if conn.out:
-            self._flush(conn)
+            self._flush(conn, code_of)
 
     def unsubscribe(self, conn: Connection, codes: list[str]) -> None:
         for code in codes:
