@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -280,6 +281,7 @@ class Hub:
                 404, f"and {len(unknown) - MAX_UNKNOWN_REPORTED} more unknown codes"))
         self._fan_out_now()
         for code in fresh:
+            code = sys.intern(code)  # one string per code, not one per connection and code
             conn.codes.add(code)
             subs = self.subscribers.get(code)
             if subs is None:
