@@ -145,6 +145,7 @@ class Hub:
         self._pending: list[tuple[str, bytes]] = []
         """Updates published since the last fan-out, oldest first."""
         self._fan_out_soon: asyncio.Handle | None = None
+        self.max_burst = MAX_BURST
         engine.subscribe(self.on_batch)
 
     def _known(self, code: str) -> bool:
@@ -179,8 +180,8 @@ class Hub:
         subscribers = self.subscribers
         stats = self.stats
         if len(updates) > 1 and sum(len(subscribers.get(code, ())) for code, _ in updates) \
-                > MAX_BURST:
-            updates, dropped = fit_burst(updates, subscribers, MAX_BURST)
+                > self.max_burst:
+            updates, dropped = fit_burst(updates, subscribers, self.max_burst)
             stats.conflated += dropped
         dirty: list[Connection] = []
         code_of: dict[int, str] = {}
