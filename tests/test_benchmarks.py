@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 NEEDS_WRK = {"bench_http.py", "bench_growth.py"}
 NEEDS_WEBSOCKETS = {"bench_fanout.py", "bench_idle.py"}
-NEEDS_GCC = {"bench_fanout.py"}
+NEEDS_GCC = {"bench_fanout.py", "bench_idle.py"}
 
 pytestmark = pytest.mark.slow
 
