@@ -154,3 +154,7 @@ class FeedSink:
 
     def skip_to(self, now_ms: int) -> None:
         self._ingest.market.skip_to(now_ms, self.codes)
+
+    def rewind(self, now_ms: int) -> None:
+        for code in self.codes:
+            self._ingest.market.rewind(code, now_ms)
