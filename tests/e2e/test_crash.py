@@ -134,7 +134,7 @@ def wait_finished(server: Server) -> None:
 
 
 def every_bar(data: Path) -> dict[tuple[str, int], tuple[float, ...]]:
-    bars = {}
+    bars: dict[tuple[str, int], tuple[float, ...]] = {}
     for interval in ("1m", "5m", "15m", "30m", "1h", "1d", "1M"):
         for row in stored_bars(db_path(data), "synth", interval):
             bars[(interval, row[0])] = row[1:]

@@ -74,7 +74,7 @@ def wait_for(server: Server, status: str, timeout: float = 60) -> dict[str, Any]
 
 async def pushes(server: Server, code: str, count: int) -> list[dict[str, Any]]:
     """`count` pushes of `code` over a new WebSocket connection."""
-    got = []
+    got: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session, session.ws_connect(server.ws_url) as ws:
         await ws.send_str(json.dumps({"Key": code}))
         while len(got) < count:
