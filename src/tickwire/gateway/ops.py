@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from importlib import resources
 
@@ -67,12 +68,16 @@ class _Collector:
         self._gateway = gateway
         self.ingest: IngestStatus | None = None
         """The ingest's status as of the scrape (read before `generate_latest`)."""
+        self.tasks = 0
+        """The event loop's tasks as of the scrape (counted in the loop's thread)."""
 
     def collect(self) -> Iterator[Metric]:
         gateway, ingest = self._gateway, self.ingest
         hub = gateway.hub
         yield GaugeMetricFamily("tickwire_ws_connections", "Open WebSocket connections",
                                 value=len(hub.connections))
+        yield GaugeMetricFamily("tickwire_tasks", "Tasks of the server's event loop (steady "
+                                "under steady load; growing, a leak)", value=self.tasks)
         yield GaugeMetricFamily("tickwire_subscriptions", "Codes subscribed, over connections",
                                 value=hub.subscription_count)
         yield CounterMetricFamily("tickwire_deliveries", "Quote pushes queued to clients",
@@ -152,6 +157,7 @@ def _number(value: object) -> float:
 async def metrics(request: web.Request) -> web.Response:
     collector = request.app[_COLLECTOR]
     collector.ingest = await request.app[GATEWAY].engine.status()
+    collector.tasks = len(asyncio.all_tasks())
     return web.Response(body=generate_latest(request.app[_REGISTRY]),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
