@@ -77,15 +77,15 @@ class Snapshot:
     """The newest 1m bars and today's bar of each product as served at one moment."""
 
     def __init__(self, server: Server, codes: tuple[str, ...] = ROUND_THE_CLOCK) -> None:
+        self.began_ms = int(time.time() * 1000)
         self.bars = {(code, interval): get_json(
             server, f"/redis.php?code={code}&time={interval}&rows={rows}")
             for code in codes for interval, rows in (("1m", 5), ("1d", 1))}
-        self.taken_ms = int(time.time() * 1000)
 
     def assert_kept(self, path: Path) -> int:
-        """Assert the store at `path` keeps everything this snapshot saw: a bar closed
-        by then exactly, a bar still forming with at least its volume and range. Returns
-        the bars compared."""
+        """Assert the store at `path` keeps everything this snapshot saw: a bar closed a
+        second before the reading began exactly, any other with at least the volume and
+        range read. Returns the bars compared."""
         compared = 0
         for (code, interval), served in self.bars.items():
             stored = {r[0]: r for r in stored_bars(path, code, interval)}
@@ -94,7 +94,7 @@ class Snapshot:
                 assert row is not None, (code, interval, open_ms, "lost")
                 _, so, sh, sl, sc, sv = row
                 assert abs(so - o) <= PRICE_SLACK, (code, interval, open_ms, row, o)
-                if interval == "1m" and open_ms + MINUTE <= self.taken_ms - 1000:
+                if interval == "1m" and open_ms + MINUTE <= self.began_ms - 1000:
                     closed = (sh, sl, sc, sv), (h, low, c, v)
                     assert all(abs(a - b) <= PRICE_SLACK for a, b in zip(*closed, strict=True))
                 else:
