@@ -23,7 +23,7 @@ def test_a_minute_of_steady_load_has_no_error_and_nothing_growing(tmp_path: Path
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     result = json.loads((tmp_path / "soak.json").read_text())
     assert not any(result["errors"].values()), result["errors"]
-    steady = result["targets"]["descriptors and tasks steady (within 10)"]
+    steady = result["targets"]["fds and tasks steady (within 10)"]
     assert steady["met"] is True, steady
     assert len(result["samples"]) == 12
     assert set(result["slopes_per_minute"]) == {"rss_mib", "fds", "tasks", "http_p99_ms",
