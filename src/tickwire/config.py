@@ -196,10 +196,31 @@ in `tickwire.feeds`."""
 
 
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """How the ingest and the gateway meet."""
+    """How the ingest and the gateways meet: in one process, or through a Redis (or Valkey)
+    server that any number of gateway processes on any number of machines share."""
 
-    kind: Literal["memory"] = "memory"
-    """What the ingest and the gateway share: "memory" (one process, SQLite for history)."""
+    kind: Literal["memory", "redis"] = "memory"
+    """What the ingest and the gateway share: "memory" (one process, SQLite for history) or
+    "redis" (the server at `url`: one ingest, any number of gateways)."""
+    url: str = "redis://127.0.0.1:6379/0"
+    """The Redis server of kind "redis": `redis://[[user]:password@]host[:port][/db]`,
+    `rediss://` for TLS, or `unix:///path/to/redis.sock`. A standalone server (not Redis
+    Cluster)."""
+    role: Literal["all", "ingest", "gateway"] = "all"
+    """What this process runs: "all" the feeds and the clients; with kind "redis" also
+    "ingest" (the feeds, the K-lines and the SQLite history, publishing to Redis; no
+    clients: only `/healthz` and `/metrics` on its port) or "gateway" (the clients, served
+    from Redis; no feeds, no data dir)."""
+    on_error: Literal["open", "closed"] = "open"
+    """While Redis cannot be reached: "open" lets WebSockets and requests in, each gateway
+    counting its own against the cap and the limits; "closed" refuses them with a 503. The
+    allow-list never opens: each gateway keeps the last one it read."""
+    lease: float = 5.0
+    """Seconds a gateway's WebSocket counts and watched codes outlive it in Redis when it
+    dies without closing them, and the ingest's hold on `prefix` (1 to 600)."""
+    prefix: str = "tickwire"
+    """The start of every Redis key and channel, so that several deployments can share one
+    Redis server (letters, digits, `_ . : -`)."""
 
 
 class RecordConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -350,6 +371,7 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"websocket.{name}: must be greater than 0")
     if ws.ping_interval >= ws.idle_timeout:
         raise ConfigError("websocket.ping_interval: must be less than websocket.idle_timeout")
+    _validate_engine(config.engine)
     if not config.feeds:
         raise ConfigError("feeds: at least one feed is needed")
     for i, feed in enumerate(config.feeds):
@@ -364,6 +386,27 @@ def _validate(config: Config) -> None:
             _validate_relay(i, feed)
         if isinstance(feed, ExchangeFeedConfig):
             _validate_exchange(i, feed)
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+def _validate_engine(engine: EngineConfig) -> None:
+    if engine.role != "all" and engine.kind != "redis":
+        raise ConfigError(f"engine.role: {engine.role!r} needs engine.kind = \"redis\" "
+                          "(the memory engine runs both in one process)")
+    if engine.kind != "redis":
+        return
+    scheme, sep, rest = engine.url.partition("://")
+    if not sep or scheme not in _REDIS_SCHEMES or not rest.strip("/"):
+        raise ConfigError(f"engine.url: {engine.url!r} is not a redis://, rediss:// or "
+                          "unix:// URL")
+    if not 1 <= engine.lease <= 600:
+        raise ConfigError("engine.lease: must be 1 to 600 seconds")
+    if not _PREFIX.match(engine.prefix):
+        raise ConfigError(f"engine.prefix: {engine.prefix!r} must be 1 to 64 letters, "
+                          "digits or _ . : -")
 
 
 def _validate_exchange(i: int, feed: ExchangeFeedConfig) -> None:
