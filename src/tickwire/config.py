@@ -35,6 +35,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     """The port of the HTTP paths and the WebSocket (the vendor's; below 1024 needs root)."""
     extra_ports: list[int] = []
     """More ports serving the same paths (the vendor's clients also use `ws://HOST/ws`)."""
+    reuse_port: bool = False
+    """Let several gateway processes listen on the same port (`SO_REUSEPORT`, Linux): the
+    kernel spreads new connections over them (what `tickwire cluster` does)."""
     data_dir: str = "./tickwire-data"
     """The folder of the store (K-line history, the allow-list), made on first start."""
     timezone: str = "Asia/Shanghai"
@@ -390,6 +393,16 @@ def _validate(config: Config) -> None:
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for logs and `/healthz`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    credentials, _, host = rest.partition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user + ':' if user else ''}****@{host}"
 
 
 def _validate_engine(engine: EngineConfig) -> None:

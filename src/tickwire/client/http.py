@@ -14,7 +14,7 @@ import msgspec
 from tickwire.client.backoff import Backoff
 from tickwire.client.events import Emitter
 from tickwire.client.limits import Key, RateLimiter
-from tickwire.client.urls import http_url
+from tickwire.client.urls import Urls, http_url, url_list
 from tickwire.errors import ConnectionLost, RateLimited, ServerError, TickwireError, error_for
 
 MAX_RETRY_AFTER = 60.0
@@ -81,14 +81,18 @@ class HttpTransport:
     `timeout` bounds each request, from connecting to the last byte. A request that times
     out is not retried: the server is there but not answering, and asking again would only
     multiply the wait the caller chose. `base_url` without a scheme means http://.
+
+    With several base URLs (gateways of one deployment) a request goes to the current one;
+    one that cannot reach it or gets a 5xx is retried on the next, which becomes current.
     """
 
-    def __init__(self, base_url: str, *, timeout: float, retries: int, emit: Emitter,
+    def __init__(self, base_url: Urls, *, timeout: float, retries: int, emit: Emitter,
                  headers: Mapping[str, str] | None = None,
                  limiter: RateLimiter | None = None) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, not {timeout}")
-        self.base_url = http_url(base_url)
+        self.base_urls = url_list(base_url, http_url)
+        self._current = 0
         self._headers = {"Accept-Encoding": "gzip, deflate", "User-Agent": "tickwire-sdk",
                          **(headers or {})}
         self.timeout = timeout
@@ -99,6 +103,14 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self.rate_limited = 0
         """429s received (each was retried while retries were left)."""
+
+    @property
+    def base_url(self) -> str:
+        """The URL requests go to now."""
+        return self.base_urls[self._current]
+
+    def _next_url(self) -> None:
+        self._current = (self._current + 1) % len(self.base_urls)
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session, made on first use inside the running loop."""
@@ -113,11 +125,11 @@ class HttpTransport:
 
     async def get(self, path: str, params: dict[str, str], keys: Sequence[Key],
                   limit: int | None) -> bytes:
-        url = f"{self.base_url}/{path}"
         backoff = Backoff(initial=0.25, maximum=5.0)
         attempt = 0
         while True:
             attempt += 1
+            url = f"{self.base_url}/{path}"
             try:
                 async with self.limiter.hold(keys, limit):
                     status, body, retry_after = await self._fetch("GET", url, params)
@@ -126,6 +138,7 @@ class HttpTransport:
             except (aiohttp.ClientError, OSError) as exc:
                 error: TickwireError = _unreachable(url, exc)
                 wait = backoff.next()
+                self._next_url()
             else:
                 if status == 200:
                     return body
@@ -137,10 +150,12 @@ class HttpTransport:
                     raise error
                 else:
                     wait = backoff.next()
+                    self._next_url()
             if attempt > self._retries:
                 raise error
+            where = f" on {self.base_url}" if len(self.base_urls) > 1 else ""
             self._emit("rate_limited" if isinstance(error, RateLimited) else "retrying",
-                       f"{path}: {error.msg}; retrying in {wait:.2f} s "
+                       f"{path}: {error.msg}; retrying{where} in {wait:.2f} s "
                        f"(attempt {attempt + 1} of {self._retries + 1})",
                        attempt=attempt + 1, delay=wait, status=error.status)
             await asyncio.sleep(wait)

@@ -168,12 +168,15 @@ class GatewaySide:
             code = codes.get(raw)
             if code is None:
                 code = codes[raw] = raw.decode(errors="replace")
-            cache[code] = body
             if seen is not None:
                 seen.add(code)
             if code in watching:
                 fresh.add(code)
+                if body == cache.get(code):
+                    continue  # the quote clients already have (the ingest sends a newly
+                    # watched product's body again: this gateway may have read it already)
                 out.append((code, body))
+            cache[code] = body
         if out:
             for handler in self._handlers:
                 handler(out)
@@ -225,10 +228,12 @@ class GatewaySide:
             stored = before  # the last known
         for i, code, was, body in zip(asked, names, before, stored, strict=True):
             now = cache.get(code)
-            # a body the bus brought during the read is newer than the one read
-            out[i] = now if now is not was else body
-            if now is None and body is not None:
-                cache[code] = body
+            if now is not was:
+                out[i] = now  # the bus brought a body during the read: it is newer
+            else:
+                out[i] = body
+                if body is not None:
+                    cache[code] = body
         return out
 
     async def marker(self, token: bytes) -> None:
@@ -487,7 +492,7 @@ class GatewaySide:
                        asyncio.create_task(self._announce_forever(), name="redis-watching")]
 
     def health(self) -> dict[str, object]:
-        return {"id": self.id, "ingest": self.ingest_state(), "batches": self.batches,
+        return {"id": self.id, "batches": self.batches,
                 "gaps": self.gaps, "resyncs": self.resyncs,
                 "watched": len(self._watching)}
 

@@ -18,6 +18,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from tickwire.config import shown_url
+
 log = logging.getLogger("tickwire.engine")
 
 COMMAND_TIMEOUT = 2.0
@@ -30,16 +32,6 @@ RETRY_FIRST, RETRY_MOST = 0.05, 1.0
 
 FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 """What a command against an unreachable or failing Redis raises."""
-
-
-def shown_url(url: str) -> str:
-    """The URL without its password, for logs and `/healthz`."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return url
-    credentials, _, host = rest.partition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user + ':' if user else ''}****@{host}"
 
 
 @dataclass(frozen=True)

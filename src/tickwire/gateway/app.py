@@ -20,7 +20,8 @@ log = logging.getLogger("tickwire.server")
 
 ALLOW_LIST_EVERY = 1.0
 """Seconds between reads of the stored allow-list, for changes made elsewhere (`tickwire
-allow --data-dir`, another gateway); a change made through this gateway applies at once."""
+allow --data-dir`, another gateway), unless the engine announces one sooner; a change made
+through this gateway applies at once."""
 
 _TASKS = web.AppKey("tasks", list[asyncio.Task[None]])
 
@@ -48,7 +49,7 @@ def create_app(config: Config, engine: Engine) -> web.Application:
 
 async def _follow_allow_list(gateway: Gateway) -> None:
     while True:
-        await asyncio.sleep(ALLOW_LIST_EVERY)
+        await gateway.engine.allow_changed(ALLOW_LIST_EVERY)
         try:
             gateway.allow_list.apply(await gateway.engine.allow_list())
         except Exception:
