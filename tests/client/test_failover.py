@@ -32,11 +32,10 @@ async def test_a_request_goes_on_to_the_next_url_when_one_cannot_be_reached(
 async def test_a_stream_connects_to_the_next_url_in_turn(live: Server) -> None:
     events = Events()
     async with AsyncClient([nobody(), live.url], backoff=Backoff(initial=0.05, maximum=0.2),
-                           on_event=events) as client:
-        async with client.stream(["btcusdt"]) as stream:
-            quote = await stream.get(timeout=20)
-            assert quote is not None and quote.code == "btcusdt"
-            assert client.ws_url == live.ws_url
+                           on_event=events) as client, client.stream(["btcusdt"]) as stream:
+        quote = await stream.get(timeout=20)
+        assert quote is not None and quote.code == "btcusdt"
+        assert client.ws_url == live.ws_url
     assert f"reconnecting to {live.ws_url}" in events.of("reconnecting")[0].message
 
 

@@ -75,6 +75,23 @@ def start_server(
     """Start `tickwire serve` with a config of `extra_config` and wait for a ready /healthz
     (or, without `ready`, for any answer of it: a server still starting says 503, one that
     does not admit this address 403)."""
+    server = launch_server(workdir, extra_config, data_dir, port, host)
+    wait_ready(server, ready_timeout, ready)
+    return server
+
+
+def wait_ready(server: Server, timeout: float = 90, ready: bool = True) -> None:
+    """Wait as `start_server` does; a server that is not ready in time is killed."""
+    try:
+        _wait_ready(server, timeout, (200,) if ready else (200, 403, 503))
+    except BaseException:
+        server.kill()  # whatever went wrong, no server is left running
+        raise
+
+
+def launch_server(workdir: Path, extra_config: str = "", data_dir: Path | None = None,
+                  port: int | None = None, host: str = "127.0.0.1") -> Server:
+    """Start `tickwire serve` as `start_server` does, without waiting for it."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     data_dir = data_dir or workdir / "data"
@@ -88,13 +105,7 @@ def start_server(
             [sys.executable, "-m", "tickwire", "serve", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
-    server = Server(port, data_dir, config, proc, log_path)
-    try:
-        _wait_ready(server, ready_timeout, (200,) if ready else (200, 403, 503))
-    except BaseException:
-        server.kill()  # whatever went wrong, no server is left running
-        raise
-    return server
+    return Server(port, data_dir, config, proc, log_path)
 
 
 def _wait_ready(server: Server, timeout: float, statuses: tuple[int, ...]) -> None:

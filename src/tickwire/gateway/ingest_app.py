@@ -29,7 +29,13 @@ def ingest_app(config: Config, engine: Engine) -> web.Application:
         ip = client_address(request, proxies)
         if not allowed.allows(ip):
             return error_response(request, 403, f"IP {ip} is not authorized")
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status != 404:
+                raise
+            return error_response(request, 404, f"not found: {request.path[:200]} (an "
+                                  "ingest serves no clients: ask a gateway)")
 
     app = web.Application(middlewares=[only_allowed])
     app[_ENGINE] = engine
