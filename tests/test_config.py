@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tickwire.config import Config, ConfigError, SimFeedConfig, load_config
+from tickwire.config import Config, ConfigError, SimFeedConfig, load_config, shown_url
 
 
 def write(tmp_path: Path, text: str, name: str = "tickwire.toml") -> Path:
@@ -210,7 +210,14 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
     ("[[feeds]]\nrate = 0\n", "feeds[0].rate", "(0, 100000]"),
     ("feeds = []\n", "feeds", "at least one"),
     ('[[feeds]]\nkind = "nosuch"\n', "feeds[0].kind", "one of: sim, replay"),
-    ('[engine]\nkind = "nosuch"\n', "engine.kind", "memory"),
+    ('[engine]\nkind = "nosuch"\n', "engine.kind", "memory, redis"),
+    ('[engine]\nrole = "gateway"\n', "engine.role", 'kind = "redis"'),
+    ('[engine]\nrole = "nosuch"\n', "engine.role", "all, ingest, gateway"),
+    ('[engine]\nkind = "redis"\nurl = "http://127.0.0.1:6379"\n', "engine.url", "redis://"),
+    ('[engine]\nkind = "redis"\nurl = "redis://"\n', "engine.url", "redis://"),
+    ('[engine]\nkind = "redis"\nlease = 0.5\n', "engine.lease", "1 to 600"),
+    ('[engine]\nkind = "redis"\nprefix = "a b"\n', "engine.prefix", "'a b'"),
+    ('[engine]\non_error = "maybe"\n', "engine.on_error", "open, closed"),
     ('[record]\ncodes = "btcusdt"\n', "record.codes", "array"),
     ("[record]\nfolder = 1\n", "record.folder", "unknown key"),
     ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\n', "feeds[0]", "symbols"),
@@ -326,3 +333,24 @@ def test_serve_with_a_recording_folder_it_cannot_write_in_stops_at_start(
     assert lines[0] == (f"tickwire: record.path: cannot write recordings in {tmp_path / 'rec'}: "
                         "not a folder")
     assert not (tmp_path / "tickwire-data").exists()  # nothing started
+
+
+def test_a_redis_deployment_reads_from_the_file_the_environment_and_flags(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, '[engine]\nkind = "redis"\nurl = "redis://10.0.0.5:6379/1"\n')
+    config = load_config(path, {"engine.role": "gateway"},
+                         environ={"TICKWIRE_ENGINE_ON_ERROR": "closed"})
+    engine = config.engine
+    assert (engine.kind, engine.url, engine.role, engine.on_error, engine.lease,
+            engine.prefix) == ("redis", "redis://10.0.0.5:6379/1", "gateway", "closed", 5.0,
+                               "tickwire")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://:s3cret@10.0.0.5:6379/0", "redis://****@10.0.0.5:6379/0"),
+    ("rediss://app:s3cret@redis.example:6380", "rediss://app:****@redis.example:6380"),
+    ("redis://10.0.0.5:6379/0", "redis://10.0.0.5:6379/0"),
+    ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+])
+def test_a_redis_password_is_never_shown(url: str, shown: str) -> None:
+    assert shown_url(url) == shown

@@ -179,8 +179,9 @@ class RedisEngine:
             self._gateway.start()
         if self._ingest is not None:
             await self._ingest.start(self._gateway.id if self._gateway else "")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listener.subscribed.wait(), COMMAND_TIMEOUT)
+        if self._link.up:  # replies come on the subscription: have it before serving
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._listener.subscribed.wait(), COMMAND_TIMEOUT)
 
     async def settle(self) -> None:
         """Until everything this process handed over is in Redis and (a gateway) every bus
