@@ -161,7 +161,7 @@ async def test_a_dead_gateways_websockets_stop_counting_within_its_lease(
 async def test_a_second_ingest_on_the_same_prefix_is_refused(
         deployment: Deployment, tmp_path: Path) -> None:
     _, second = ingest_engine(deployment.settings, tmp_path / "second")
-    with pytest.raises(PrefixInUse, match="another ingest .* publishes"):
+    with pytest.raises(PrefixInUse, match=r"another ingest .* publishes"):
         await second.start()
     await second.close()
     await deployment.engine.close()  # lets go of the prefix: the next starts at once
