@@ -25,10 +25,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("script", ["bench_ingest.py", "bench_replay.py", "bench_fanout.py",
-                                    "bench_idle.py", "bench_http.py", "bench_growth.py"])
+                                    "bench_idle.py", "bench_http.py", "bench_growth.py",
+                                    "bench_redis.py"])
 def test_benchmark_runs_at_tiny_size(script: str, tmp_path: Path) -> None:
     if script in NEEDS_WRK and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian package `wrk`)")
+    if script == "bench_redis.py" and shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian package `redis-server`)")
     if script in NEEDS_WEBSOCKETS and importlib.util.find_spec("websockets") is None:
         pytest.skip("websockets is not installed (the `dev` extra has it)")
     proc = subprocess.run(

@@ -116,6 +116,21 @@ async def test_a_product_watched_anew_is_sent_at_once_with_its_newest_quote(
     assert [json.loads(body)["Price"] for _, body in got] == [102]
 
 
+async def test_a_burst_goes_as_several_messages_every_update_in_order(
+        deployment: Deployment) -> None:
+    gateway = await deployment.gateway()
+    got: list[tuple[str, bytes]] = []
+    gateway.subscribe(got.extend)
+    gateway.watch("btcusdt")
+    await eventually(lambda: deployment.engine.watched("btcusdt"), "the ingest told")
+    burst = [tick("btcusdt", T0 + i, 100.0 + i) for i in range(2_500)]
+    deployment.ingest.publish(burst)
+    await eventually(lambda: len(got) == 2_500, "the whole burst", timeout=20)
+    assert [json.loads(body)["Price"] for _, body in got] == [100 + i for i in range(2_500)]
+    assert gateway.health()["gateway"]["batches"] == 3  # type: ignore[index]
+    assert gateway.health()["gateway"]["gaps"] == 0  # type: ignore[index]
+
+
 async def test_a_skipped_batch_makes_a_gateway_hand_on_the_newest_quotes(
         deployment: Deployment) -> None:
     gateway = await deployment.gateway()

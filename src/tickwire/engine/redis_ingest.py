@@ -60,6 +60,9 @@ TICK = 0.05
 MAX_PENDING = 20_000
 """Updates that may wait for the bus while a write is on its way; beyond it they are
 dropped, counted, and announced as a skipped batch (gateways read the newest quotes)."""
+MESSAGE_UPDATES = 1000
+"""Updates in one bus message at the most (about 1 MB): a burst goes as several, each far
+below Redis's output buffer limit for a subscriber."""
 STATUS_TTL_MS = 3000
 """The ingest's status expires this long after its last report: gateways then say the
 ingest is silent."""
@@ -334,31 +337,33 @@ class IngestSide:
     async def _write_changes(self) -> bool:
         """Write what came in since the last write; False when there was nothing."""
         now = time.monotonic()
-        pairs, self._pending = self._pending, []
+        bus, self._pending = self._pending, []
         stored_only: list[str | bytes] = []
         if now - self._scanned >= QUIET_EVERY:
             self._scanned = now
-            stored_only = self._quiet(pairs)
-        published = len(pairs) // 2
-        pairs += stored_only
+            stored_only = self._quiet(bus)
         bars, self._bars = self._bars, []
         renew = now - self._renewed >= self._lease_ms / 3000
         status = self._status if self._status_new else None
-        if not (pairs or bars or status or renew):
+        if not (bus or stored_only or bars or status or renew):
             return False
         keys = self._keys
         async with self._link.client.pipeline(transaction=False) as pipe:
             if renew:
                 await self._hold(keys=[keys.ingest], args=[self.id, self._lease_ms],
                                  client=pipe)
-            if pairs and self.conflict is None:
-                header = f"{self.id}:{self._seq}" if published else ""
-                if published:
-                    self._seq += 1
-                    self.batches += 1
-                await self._publish(keys=[keys.latest],
-                                    args=[keys.updates, header, published, *pairs],
-                                    client=pipe)
+            if (bus or stored_only) and self.conflict is None:
+                size = 2 * MESSAGE_UPDATES
+                chunks = [bus[i:i + size] for i in range(0, len(bus), size)] or [[]]
+                for i, chunk in enumerate(chunks):
+                    header = ""
+                    if chunk:
+                        header = f"{self.id}:{self._seq}"
+                        self._seq += 1
+                        self.batches += 1
+                    stored = stored_only if i == len(chunks) - 1 else []
+                    await self._publish(keys=[keys.latest], client=pipe, args=[
+                        keys.updates, header, len(chunk) // 2, *chunk, *stored])
             if bars and self.conflict is None:
                 bar_keys, bar_args = self._bar_arguments(bars)
                 await self._bars_script(keys=bar_keys, args=bar_args, client=pipe)
