@@ -117,7 +117,11 @@ class Listener:
                 handler = handlers.get(message["channel"])
                 if handler is not None:
                     self.messages += 1
-                    handler(message["data"])
+                    try:
+                        handler(message["data"])
+                    except Exception:  # one bad message must not end the subscription
+                        log.exception("a message from redis could not be handled",
+                                      extra={"channel": message["channel"][-40:]})
             elif kind == "subscribe" and message["channel"] == self._first:
                 # one SUBSCRIBE command: the first channel's confirmation comes first
                 self._link.ok()

@@ -221,6 +221,7 @@ class GatewaySide:
         names = [codes[i] for i in asked]
         before = [cache.get(code) for code in names]
         try:
+            self._reachable()
             stored = cast(list[bytes | None],
                           await self._link.client.hmget(self._keys.latest, names))
         except FAILURES as exc:
@@ -235,6 +236,12 @@ class GatewaySide:
                 if body is not None:
                     cache[code] = body
         return out
+
+    def _reachable(self) -> None:
+        """While Redis is known to be away (until the heartbeat reaches it again), fail at
+        once: a request does not wait out a timeout to get the same answer."""
+        if not self._link.up:
+            raise ConnectionError(self._link.error or "redis unreachable")
 
     async def marker(self, token: bytes) -> None:
         """Publish a marker on the bus and wait until it comes back: every message
@@ -266,14 +273,19 @@ class GatewaySide:
             if not ops:
                 continue
             try:
+                if not self._link.up:
+                    raise ConnectionError(self._link.error or "redis unreachable")
                 async with self._link.client.pipeline(transaction=False) as pipe:
                     for op, code in ops:
                         await self._watch_script(
                             keys=[own], args=[op, code, self._lease_ms, keys.watching, self.id],
                             client=pipe)
                     await pipe.execute()
-            except FAILURES as exc:
-                self._link.failed(exc)
+            except Exception as exc:
+                if isinstance(exc, FAILURES):
+                    self._link.failed(exc)
+                else:
+                    log.exception("announcing watched codes failed")
                 self._watch_dirty = True  # written whole at the next heartbeat
 
     # the lease ------------------------------------------------------------------------------
@@ -285,8 +297,11 @@ class GatewaySide:
                 await self.beat()
                 backoff.reset()
                 await asyncio.sleep(HEARTBEAT)
-            except FAILURES as exc:
-                self._link.failed(exc)
+            except Exception as exc:
+                if isinstance(exc, FAILURES):
+                    self._link.failed(exc)
+                else:
+                    log.exception("the heartbeat failed")
                 await asyncio.sleep(min(HEARTBEAT, backoff.next()))
 
     async def beat(self) -> None:
@@ -375,6 +390,7 @@ class GatewaySide:
         try:
             request = encode(Request(call_id, self.replies, call))
             try:
+                self._reachable()
                 listeners = await self._link.client.publish(self._keys.calls, request)
             except FAILURES as exc:
                 self._link.failed(exc)
@@ -398,6 +414,7 @@ class GatewaySide:
         """From the window in Redis; from the ingest's history where the window ends."""
         key = self._keys.bars(code, interval)
         try:
+            self._reachable()
             async with self._link.client.pipeline(transaction=False) as pipe:
                 pipe.zrevrangebyscore(key, "+inf" if end_ms is None else end_ms, "-inf",
                                       start=0, num=rows)
@@ -456,6 +473,7 @@ class GatewaySide:
     async def ws_acquire(self, ip: str, cap: int) -> bool:
         keys = self._keys
         try:
+            self._reachable()
             admitted = bool(await self._acquire(
                 keys=[keys.gateways], args=[keys.prefix, self.id, ip, cap, self._lease_ms]))
         except FAILURES as exc:
@@ -471,6 +489,7 @@ class GatewaySide:
         if self._ws[ip] <= 0:
             del self._ws[ip]
         try:
+            self._reachable()
             await self._release(keys=[self._keys.gateway(self.id, "ws")], args=[ip])
         except FAILURES as exc:
             self._link.failed(exc)
@@ -478,6 +497,7 @@ class GatewaySide:
 
     async def rate_check(self, keys: list[str], limit: int) -> RateVerdict:
         try:
+            self._reachable()
             over, wait_us = await self._rate(keys=[self._keys.rate(k) for k in keys],
                                              args=[limit, 1000])
         except FAILURES as exc:

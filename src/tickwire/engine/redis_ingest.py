@@ -279,7 +279,10 @@ class IngestSide:
             try:
                 if self._stale:
                     self._stale = False  # updates from here on are sent after it
-                    await self._write_everything()
+                    if not await self._write_everything():
+                        self._stale = True  # another ingest holds the prefix: wait
+                        await asyncio.sleep(self._lease_ms / 3000)
+                        continue
                     self._link.ok()
                     backoff.reset()
                 if not await self._write_changes():
@@ -287,16 +290,24 @@ class IngestSide:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._kick.wait(), TICK)
                     self._kick.clear()
-            except FAILURES as exc:
-                self._link.failed(exc)
+            except Exception as exc:
+                if isinstance(exc, FAILURES):
+                    self._link.failed(exc)
+                else:
+                    log.exception("writing to redis failed")
                 self._stale = True
                 self._drop()
                 self._bars = []
                 await asyncio.sleep(backoff.next())
 
-    async def _write_everything(self) -> None:
+    async def _write_everything(self) -> bool:
         """The whole state, from the market as it is now: what waited is in it. The next
-        batch's number skips, so gateways read the newest quotes again."""
+        batch's number skips, so gateways read the newest quotes again. False, and nothing
+        written, while another ingest holds the prefix."""
+        self._renewed = time.monotonic()
+        self._held(await self._hold(keys=[self._keys.ingest], args=[self.id, self._lease_ms]))
+        if self.conflict is not None:
+            return False
         self._drop()
         self._seq += 1
         self._bars = []
@@ -333,6 +344,7 @@ class IngestSide:
         self._status_new = True
         log.info("redis written whole", extra={"redis": self._link.url,
                                                 "products": len(market.products)})
+        return True
 
     async def _write_changes(self) -> bool:
         """Write what came in since the last write; False when there was nothing."""
@@ -504,7 +516,10 @@ class IngestSide:
     async def _follow_watchers(self) -> None:
         while not self._link.closing:
             await asyncio.sleep(WATCHERS_EVERY)
-            await self._read_watchers()
+            try:
+                await self._read_watchers()
+            except Exception:
+                log.exception("reading the gateways' watched codes failed")
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
