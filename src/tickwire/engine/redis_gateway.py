@@ -135,12 +135,10 @@ class GatewaySide:
         if left > 0:
             self._watching[code] = left
             return
-        del self._watching[code]
+        if self._watching.pop(code, None) is None:
+            return  # not watched: nothing to say
         self._fresh.discard(code)
         self._queue("u", code)
-
-    def watching(self, code: str) -> bool:
-        return code in self._watching
 
     def on_update(self, data: bytes) -> None:
         """A bus message: hand each watched code's body on, keep every body."""
@@ -248,8 +246,11 @@ class GatewaySide:
         published before it has been handed on."""
         header = MARKER + token
         waiter = self._markers[header] = asyncio.get_running_loop().create_future()
-        await self._link.client.publish(self._keys.updates, header)
-        await asyncio.wait_for(waiter, CALL_TIMEOUT)
+        try:
+            await self._link.client.publish(self._keys.updates, header)
+            await asyncio.wait_for(waiter, CALL_TIMEOUT)
+        finally:
+            self._markers.pop(header, None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
