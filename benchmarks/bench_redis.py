@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from bench_fanout import (
 from benchlib import CLIENT_CORE, SERVER_CORE, Child, pinned, reply, table
 
 SETUPS = ("memory", "redis/1", "redis/2")
+_KEPT: list[tempfile.TemporaryDirectory[str]] = []
 
 
 # the processes -----------------------------------------------------------------------------
@@ -58,7 +60,9 @@ SETUPS = ("memory", "redis/1", "redis/2")
 def _settings(args: Any, role: str, port: int = 0) -> Any:
     from tickwire.config import load_config
 
-    tmp = Path(tempfile.mkdtemp(prefix=f"tickwire-bench-{role}-"))
+    folder = tempfile.TemporaryDirectory(prefix=f"tickwire-bench-{role}-")
+    _KEPT.append(folder)  # removed when the process ends
+    tmp = Path(folder.name)
     codes = product_codes(args.products)
     (tmp / "catalogue.toml").write_text(catalogue_toml(codes), encoding="utf-8")
     return load_config(None, {
@@ -250,8 +254,9 @@ def conduct(args: Any) -> None:
     print(f"redis fan-out: {clients} clients, {args.codes_per_client} of {args.products} "
           f"products each; steps of {args.seconds} s at {[r for r, _ in rates]}/s")
     background = benchlib.wait_for_quiet(patience=0 if quick else 120)
-    workdir = Path(tempfile.mkdtemp(prefix="tickwire-bench-redis-"))
-    redis, url = start_redis(workdir, not args.no_pin)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the children too
+    workdir = tempfile.TemporaryDirectory(prefix="tickwire-bench-redis-")
+    redis, url = start_redis(Path(workdir.name), not args.no_pin)
     results: dict[str, Any] = {"background_busy": background, "settings": {
         "clients": clients, "codes_per_client": args.codes_per_client,
         "products": args.products, "tick_ms": args.tick_ms, "step_seconds": args.seconds,
@@ -263,6 +268,7 @@ def conduct(args: Any) -> None:
     finally:
         redis.terminate()
         redis.wait(10)
+        workdir.cleanup()
     rows = [[r["setup"], r["offered"], r["deliveries_per_s"], r["server_cpu"],
              r["us_per_delivery"], r["p50_ms"], r["p99_ms"], r.get("lost", 0)]
             for setup in args.setups for r in results["runs"][setup]]
