@@ -224,6 +224,10 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     prefix: str = "tickwire"
     """The start of every Redis key and channel, so that several deployments can share one
     Redis server (letters, digits, `_ . : -`)."""
+    kept_bars: int = 0
+    """K-line bars kept in Redis per product and interval (0 up to 100000): as far back as
+    these go, gateways answer `redis.php` from Redis alone; beyond, and beyond the
+    window (600, 300 or 100 bars) when this is less, they ask the ingest's history."""
 
 
 class RecordConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -392,6 +396,7 @@ def _validate(config: Config) -> None:
 
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+MAX_KEPT_BARS = 100_000
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
@@ -417,6 +422,8 @@ def _validate_engine(engine: EngineConfig) -> None:
                           "unix:// URL")
     if not 1 <= engine.lease <= 600:
         raise ConfigError("engine.lease: must be 1 to 600 seconds")
+    if not 0 <= engine.kept_bars <= MAX_KEPT_BARS:
+        raise ConfigError(f"engine.kept_bars: must be 0 to {MAX_KEPT_BARS}")
     if not _PREFIX.match(engine.prefix):
         raise ConfigError(f"engine.prefix: {engine.prefix!r} must be 1 to 64 letters, "
                           "digits or _ . : -")

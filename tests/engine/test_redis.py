@@ -227,3 +227,30 @@ async def test_redis_out_of_reach_counts_alone_or_refuses(on_error: str) -> None
         assert no_bars.value.status == 503
     finally:
         await gateway.close()
+
+
+async def test_bars_kept_beyond_the_window_are_served_without_the_ingest(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    settings = msgspec.structs.replace(redis_settings(redis_server), kept_bars=1000)
+    ingest, engine = ingest_engine(settings, tmp_path)
+    minute = 60_000
+    ingest.store.write([("btcusdt", "1m", (T0 - (1200 - i) * minute, 10.0 + i, 11.0 + i,
+                                           9.0 + i, 10.5 + i, 1.0)) for i in range(1200)], {})
+    ingest.restore()
+    await engine.start()
+    gateway = RedisEngine(msgspec.structs.replace(settings, role="gateway"), _catalogue())
+    await gateway.start()
+    try:
+        await engine.settle()
+        await gateway._gw.beat()  # it reads what the ingest keeps with the catalogue
+        await engine.close()  # no ingest to ask from here on
+        end = T0 - 900 * minute  # before the 600 bars of the window, within the 1,000 kept
+        deep = [json.loads(b) for b in await gateway.klines("btcusdt", "1m", 50, end)]
+        assert [bar[0] for bar in deep] == [end - i * minute for i in range(50)]
+        assert deep[0][1] == 310  # the stored bar's open
+        with pytest.raises(TickwireError, match="no ingest is running"):
+            await gateway.klines("btcusdt", "1m", 50, T0 - 1100 * minute)
+    finally:
+        await gateway.close()
+        ingest.writer.close()
+        ingest.store.close()

@@ -8,9 +8,10 @@ What lives where:
 - the newest quote of every product: a hash, written with each batch (and for products
   nobody watches, at most every 50 ms);
 - the K-line windows: a sorted set per product and interval, by open time, the forming
-  bar in it, written from the ingest's changes four times a second. `end=` beyond a window
-  is a call to the ingest, which answers from its SQLite history (`redis_calls`), so the
-  history stays in one place, on the ingest's disk;
+  bar in it, written from the ingest's changes four times a second (`[engine] kept_bars`
+  keeps more than the window). `end=` beyond what is kept is a call to the ingest, which
+  answers from its SQLite history (`redis_calls`), so the whole history stays in one
+  place, on the ingest's disk;
 - the allow-list: the ingest's store is its one source of truth; Redis has a copy with its
   version, and announces each new one to every gateway (changes made on a gateway are
   calls to the ingest);
@@ -60,7 +61,7 @@ class RedisEngine:
         if self.role != "gateway":
             if market is None or store is None:
                 raise ValueError("the ingest's half of the engine needs the market and store")
-            ingest = self._ingest = IngestSide(self._link, keys, settings.lease, catalogue,
+            ingest = self._ingest = IngestSide(self._link, keys, settings, catalogue,
                                                market, store)
             handlers[keys.watching] = ingest.on_watching
             handlers[keys.calls] = ingest.on_call

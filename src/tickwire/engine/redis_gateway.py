@@ -62,6 +62,8 @@ SILENT_AFTER = 3.0
 class _CatalogueData(msgspec.Struct):
     categories: list[Category]
     products: list[Product]
+    kept: dict[str, int] = {}
+    """Bars the ingest keeps in Redis per product, by interval."""
 
 
 _decode_catalogue = msgspec.msgpack.Decoder(_CatalogueData).decode
@@ -78,6 +80,8 @@ class GatewaySide:
         self._lease_ms = int(settings.lease * 1000)
         self.catalogue = catalogue
         self._catalogue_id: bytes | None = None
+        self._kept = dict(WINDOW)
+        """Bars the ingest keeps in Redis per product, by interval (from the catalogue)."""
         client = link.client
         self._heartbeat = client.register_script(lua.HEARTBEAT)
         self._watch_script = client.register_script(lua.WATCH)
@@ -329,6 +333,7 @@ class GatewaySide:
             if blob is not None:
                 data = _decode_catalogue(blob)
                 self.catalogue = Catalogue(data.categories, data.products)
+                self._kept = {**WINDOW, **data.kept}
                 self._catalogue_id = catalogue_id
         if allow_version is not None and int(allow_version) > self._allow.version:
             blob = cast(bytes | None, await client.get(keys.allow))
@@ -425,10 +430,10 @@ class GatewaySide:
             self._link.failed(exc)
             raise TickwireError(f"K-lines cannot be read: Redis is unreachable "
                                 f"({self._link.error})", 503) from None
-        if len(bars) >= rows or kept < WINDOW[interval]:
-            return list(bars)
+        if len(bars) >= rows or kept < self._kept.get(interval, WINDOW[interval]):
+            return list(bars)  # all there is, or what was asked for
         reply = await self.call(KlinesCall(code, interval, rows, end_ms),
-                                "K-lines beyond the window kept in Redis")
+                                "K-lines beyond those kept in Redis")
         return reply.bars
 
     # the allow-list -------------------------------------------------------------------------

@@ -26,12 +26,13 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Coroutine, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from tickwire.catalogue import Catalogue
 from tickwire.client.backoff import Backoff
+from tickwire.config import EngineConfig
 from tickwire.engine import redis_scripts as lua
 from tickwire.engine.base import IngestStatus, Published
 from tickwire.engine.memory import stored, window_or_store
@@ -86,18 +87,31 @@ def process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+class _Older(NamedTuple):
+    """Bars to read from the store for a window kept longer than the market's."""
+
+    window: int
+    """Its place among the windows written."""
+    code: str
+    interval: str
+    rows: int
+    before_ms: int
+
+
 def _open_ms(bar: bytes) -> int:
     """The open time of an encoded bar, `[open_ms,...]`."""
     return int(bar[1:bar.index(b",")])
 
 
 class IngestSide:
-    def __init__(self, link: Link, keys: Keys, lease: float, catalogue: Catalogue,
+    def __init__(self, link: Link, keys: Keys, settings: EngineConfig, catalogue: Catalogue,
                  market: Market, store: SqliteStore) -> None:
         self.id = process_id()
         self._link = link
         self._keys = keys
-        self._lease_ms = int(lease * 1000)
+        self._lease_ms = int(settings.lease * 1000)
+        self._kept = {name: max(rows, settings.kept_bars) for name, rows in WINDOW.items()}
+        """Bars kept in Redis per product and interval."""
         self._catalogue = catalogue
         self._market = market
         self._store = store
@@ -313,16 +327,26 @@ class IngestSide:
         self._bars = []
         market, keys = self._market, self._keys
         windows: list[tuple[str, dict[bytes, int]]] = []
+        older: list[_Older] = []
         for code, product in market.products.items():
             for interval in INTERVALS:
                 encoded, _ = product.series[interval].newest(WINDOW[interval])
                 windows.append((keys.bars(code, interval),
                                 {bar: _open_ms(bar) for bar in encoded}))
+                more = self._kept[interval] - len(encoded)
+                if encoded and more > 0:  # kept beyond the market's window: from the store
+                    older.append(_Older(len(windows) - 1, code, interval, more,
+                                        _open_ms(encoded[-1]) - 1))
+        if older:
+            for wanted, extra in zip(older, await asyncio.to_thread(self._older, older),
+                                     strict=True):
+                windows[wanted.window][1].update(extra)
         latest = {code: body for code in market.products
                   if (body := market.body(code)) is not None and b"\0" not in body}
         self._sent = dict(latest)
         catalogue = encode({"categories": self._catalogue.categories,
-                            "products": list(self._catalogue.products.values())})
+                            "products": list(self._catalogue.products.values()),
+                            "kept": self._kept})
         client = self._link.client
         async with client.pipeline(transaction=True) as pipe:
             pipe.delete(keys.latest)
@@ -345,6 +369,15 @@ class IngestSide:
         log.info("redis written whole", extra={"redis": self._link.url,
                                                 "products": len(market.products)})
         return True
+
+    def _older(self, wanted: list[_Older]) -> list[dict[bytes, int]]:
+        """Stored bars before the market's windows, encoded (in a thread of its own)."""
+        out = []
+        for one in wanted:
+            series = self._market.products[one.code].series[one.interval]
+            rows = self._store.read_bars(one.code, one.interval, one.rows, one.before_ms)
+            out.append({series.encode(row): row[0] for row in rows})
+        return out
 
     async def _write_changes(self) -> bool:
         """Write what came in since the last write; False when there was nothing."""
@@ -434,7 +467,7 @@ class IngestSide:
         args: list[int | bytes] = []
         for (code, interval), pairs in by_key.items():
             keys.append(self._keys.bars(code, interval))
-            args += [WINDOW[interval] + 1, len(pairs) // 2, *pairs]
+            args += [self._kept[interval] + 1, len(pairs) // 2, *pairs]
         return keys, args
 
     # the allow-list -------------------------------------------------------------------------
