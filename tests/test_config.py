@@ -218,6 +218,7 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
     ('[engine]\nkind = "redis"\nlease = 0.5\n', "engine.lease", "1 to 600"),
     ('[engine]\nkind = "redis"\nprefix = "a b"\n', "engine.prefix", "'a b'"),
     ('[engine]\non_error = "maybe"\n', "engine.on_error", "open, closed"),
+    ('[engine]\nkind = "redis"\nkept_bars = 100001\n', "engine.kept_bars", "0 to 100000"),
     ('[record]\ncodes = "btcusdt"\n', "record.codes", "array"),
     ("[record]\nfolder = 1\n", "record.folder", "unknown key"),
     ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\n', "feeds[0]", "symbols"),
