@@ -57,8 +57,11 @@ def assert_accepted(args: list[str]) -> None:
         assert f" {option} " in result.stdout, option
 
 
-def show_config(*args: str) -> dict[str, dict[str, object]]:
+def show_config(*args: str, variables: dict[str, str] | None = None
+                ) -> dict[str, dict[str, object]]:
+    """What `tickwire config` says with `args` and only these `TICKWIRE_*` variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    env.update(variables or {})
     result = subprocess.run([sys.executable, "-m", "tickwire", "config", "--json", *args],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
@@ -170,14 +173,8 @@ def compose() -> dict[str, Any]:
 
 def config_in(service: dict[str, Any]) -> dict[str, dict[str, object]]:
     """What `tickwire config` says with a service's environment and command options."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
-    env.update({k: str(v) for k, v in service["environment"].items()})
-    options = service["command"][1:]
-    result = subprocess.run([sys.executable, "-m", "tickwire", "config", "--json", *options],
-                            capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == 0, result.stderr
-    shown: dict[str, dict[str, object]] = json.loads(result.stdout)
-    return shown
+    return show_config(*service["command"][1:], variables={
+        k: str(v) for k, v in service["environment"].items()})
 
 
 def test_compose_runs_an_ingest_and_gateways_on_its_redis() -> None:
