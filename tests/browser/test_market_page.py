@@ -18,6 +18,7 @@ from tests.browser.harness import (
     FILLERS,
     HOSTILE_NAME,
     PHONE,
+    TEST_ADDRESS,
     Opener,
     Watch,
     cjk_fonts_installed,
@@ -161,6 +162,35 @@ def test_a_hostile_name_is_shown_as_text(open_page: Opener) -> None:
     page.wait_for_timeout(500)  # an onerror would have fired by now
     assert page.locator("main img").count() == 0
     assert watch.dialogs == []
+
+
+INJECT = """other => {
+    window.violations = [];
+    document.addEventListener('securitypolicyviolation',
+        (e) => window.violations.push(e.effectiveDirective));
+    const box = document.createElement('div');
+    box.insertAdjacentHTML('beforeend', `<img src="${other}/market/favicon.svg"
+        onload="window.ran = 'img'" onerror="window.ran = 'img'">`);
+    document.body.append(box);
+    const script = document.createElement('script');
+    script.textContent = "window.ran = 'script'";
+    document.body.append(script);
+    fetch(`${other}/getCategory.php`).catch(() => { window.refused = true; });
+}"""
+
+
+def test_the_policy_refuses_inline_script_and_other_origins(open_page: Opener,
+                                                            market_server: Server) -> None:
+    """Were anything to slip HTML in, its script would not run, nor would it reach
+    another origin (here this server under another address)."""
+    watch = open_table(open_page)
+    watch.tolerated = [re.compile("Content Security Policy")]  # Chromium reporting each
+    page = watch.page
+    page.evaluate(INJECT, f"http://{TEST_ADDRESS}:{market_server.port}")
+    wanted = {"img-src", "script-src-attr", "script-src-elem", "connect-src"}
+    until(lambda: wanted <= set(page.evaluate("window.violations")), "four refusals")
+    assert page.evaluate("window.ran") is None
+    assert page.evaluate("window.refused") is True
 
 
 def test_chinese_names_render_in_the_page_s_own_font(open_page: Opener) -> None:

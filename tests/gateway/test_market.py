@@ -4,6 +4,7 @@ and what the page's own code may not do (parse data as HTML, run inline script).
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -13,9 +14,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from tickwire.config import LimitsConfig, WebSocketConfig
 from tickwire.gateway import market
 from tickwire.gateway.ops import root
 from tickwire.gateway.responses import json_errors
+from tickwire.models import WINDOW
+from tickwire.wire import MAX_PAGE_SIZE
 
 STATIC = Path(str(resources.files("tickwire").joinpath("gateway", "static", "market")))
 VENDOR = STATIC / "vendor"
@@ -146,3 +150,26 @@ async def test_the_root_sends_browsers_to_the_page() -> None:
         response = await test_client.get("/", allow_redirects=False)
         assert response.status == 302
         assert response.headers["Location"] == "market"
+
+
+def js_constant(module: str, name: str) -> object:
+    """A constant of one of the page's modules, an object or number literal, read as JSON."""
+    text = (STATIC / module).read_text(encoding="utf-8")
+    found = re.search(rf"^export const {name} = ([^;]+);", text, re.M)
+    assert found, f"{module} has no {name}"
+    literal = re.sub(r"'", '"', re.sub(r"//.*", "", found[1]))
+    literal = re.sub(r"([{,]\s*)(\w+):", r'\1"\2":', literal)
+    return json.loads(literal)
+
+
+def test_the_page_knows_the_protocol_s_bounds() -> None:
+    """The page's copies of the protocol's numbers (it cannot import them) are the
+    server's: its pacing keeps it within the default limits whatever it asks."""
+    assert js_constant("api.js", "KLINE_WINDOW") == WINDOW
+    assert js_constant("api.js", "SYMBOL_PAGE_SIZE") == MAX_PAGE_SIZE
+    limits = LimitsConfig()
+    assert js_constant("api.js", "LIMITS") == {
+        "quote": limits.quote_per_code, "kline": limits.kline_per_code,
+        "category": limits.category, "symbols": limits.symbols}
+    max_codes = js_constant("stream.js", "MAX_CODES")
+    assert isinstance(max_codes, int) and max_codes < WebSocketConfig().max_codes
