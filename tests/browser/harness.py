@@ -98,6 +98,8 @@ class Watch:
     dialogs: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     sockets: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    """Requests the Content-Security-Policy stopped before they were sent."""
     tolerated: list[re.Pattern[str]] = field(default_factory=list)
     """Console errors expected for a while (the server down: connections refused)."""
 
@@ -150,6 +152,8 @@ def watched_pages(browser: Any, server: Server) -> Iterator[Opener]:
         page.on("dialog", lambda d: (watch.dialogs.append(d.message), d.dismiss()))
         page.on("request", lambda r: watch.request(r.url))
         page.on("websocket", lambda ws: watch.socket(ws.url))
+        page.on("requestfailed", lambda r: watch.blocked.append(r.url)
+                if r.failure == "csp" else None)  # Chromium's net::ERR_BLOCKED_BY_CSP
         page.on("response", lambda r: watch.error(f"{r.status} {r.url}")
                 if r.status >= 400 else None)
         _after_the_last_listing()

@@ -191,6 +191,9 @@ def test_the_policy_refuses_inline_script_and_other_origins(open_page: Opener,
     until(lambda: wanted <= set(page.evaluate("window.violations")), "four refusals")
     assert page.evaluate("window.ran") is None
     assert page.evaluate("window.refused") is True
+    until(lambda: watch.blocked, "the image stopped")
+    assert watch.foreign == watch.blocked  # asked for, and stopped before it was sent
+    watch.foreign.clear()
 
 
 def test_chinese_names_render_in_the_page_s_own_font(open_page: Opener) -> None:
