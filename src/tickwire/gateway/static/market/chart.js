@@ -63,7 +63,7 @@ export class PriceChart {
   async load(code, interval) {
     const generation = ++this.generation;
     Object.assign(this, { code, interval, bars: [], offset: null, total: null,
-      loading: true, exhausted: false });
+      ready: false, paging: false, exhausted: false });
     clearTimeout(this.settleTimer);
     this.draw();
     setText(this.note, 'Loading…');
@@ -78,7 +78,7 @@ export class PriceChart {
     this.bars = barsOf(rows);
     this.offset = this.bars.at(-1)?.offset ?? null;
     this.exhausted = rows.length < this.rows();
-    this.loading = false;
+    this.ready = true;
     this.setPrecision();
     this.draw();
     this.chart.timeScale().scrollToRealTime();
@@ -87,22 +87,22 @@ export class PriceChart {
 
   /** The page of bars before the oldest drawn, when the view nears it. */
   async older() {
-    if (this.loading || this.exhausted || this.bars.length === 0) return;
+    if (!this.ready || this.paging || this.exhausted || this.bars.length === 0) return;
     const generation = this.generation;
     const oldest = this.bars[0].openMs;
-    this.loading = true;
+    this.paging = true;
     let rows;
     try {
       rows = await this.api.klines(this.code, this.interval, this.rows(), oldest - 1);
     } catch {
-      if (generation === this.generation) this.loading = false;  // tried again on scroll
+      if (generation === this.generation) this.paging = false;  // tried again on scroll
       return;
     }
     if (generation !== this.generation) return;
     const before = barsOf(rows).filter((bar) => bar.openMs < oldest);
     this.exhausted = rows.length < this.rows() || before.length === 0;
     this.bars = before.concat(this.bars);
-    this.loading = false;
+    this.paging = false;
     this.draw();
     this.describe();
   }
@@ -144,7 +144,7 @@ export class PriceChart {
 
   /** A push of this chart's product: the forming bar moves, or a new one begins. */
   push(q) {
-    if (q.StockCode !== this.code || this.loading || typeof q.Price !== 'number') return;
+    if (q.StockCode !== this.code || !this.ready || typeof q.Price !== 'number') return;
     const ms = Number(q.LastTime) * 1000;
     if (!Number.isFinite(ms)) return;
     this.offset ??= offsetMs(q.Time, ms);
@@ -178,7 +178,7 @@ export class PriceChart {
       } catch {
         return;
       }
-      if (generation !== this.generation || this.loading) return;
+      if (generation !== this.generation) return;
       const fresh = barsOf(rows);
       const forming = this.bars.at(-1);
       const server = fresh.at(-1);

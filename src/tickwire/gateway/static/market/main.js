@@ -92,7 +92,8 @@ async function start() {
   if (params.has('debug')) {
     window.tickwireMarket = { stream, catalogue, table, product,
       chart: () => ({ code: product.chart.code, interval: product.chart.interval,
-        loading: product.chart.loading, exhausted: product.chart.exhausted,
+        loading: !product.chart.ready || product.chart.paging,
+        exhausted: product.chart.exhausted,
         bars: product.chart.drawn() }) };
   }
   document.documentElement.dataset.ready = 'true';
