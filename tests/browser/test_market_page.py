@@ -164,6 +164,10 @@ def test_a_hostile_name_is_shown_as_text(open_page: Opener) -> None:
     page.wait_for_timeout(500)  # an onerror would have fired by now
     assert page.locator("main img").count() == 0
     assert watch.dialogs == []
+    page.evaluate("() => { location.hash = encodeURIComponent('<b>nosuch</b>'); }")
+    until(lambda: page.text_content("#product-note") == "No product has the code "
+          "<b>nosuch</b>.", "an unknown code said to be one")
+    assert page.locator("main b").count() == 0
 
 
 INJECT = """other => {
