@@ -17,8 +17,10 @@ from tests.browser.harness import (
 from tests.e2e.server import Server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One Chromium for these tests, closed after them: Playwright's sync API keeps an
+    event loop running while it is open, which the asyncio tests elsewhere cannot share."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; "
                     "TICKWIRE_CHROMIUM names another)")
