@@ -7,6 +7,7 @@ import { clock, compact, direction, fixed, percent, precisionOf, signed, size }
   from './format.js';
 
 const LEVELS = 10;
+const TRADES = 20;      // a quote may carry up to 50 recent trades; the newest fit beside the chart
 const INTERVAL_KEY = 'tickwire.market.interval';
 const INFO_NAMES = { TotalAmount: 'Turnover', LimitUp: 'Limit up', LimitDown: 'Limit down',
   TurnoverRate: 'Turnover rate', QRR: 'Volume ratio', MarketCAP: 'Market cap',
@@ -174,7 +175,7 @@ export class ProductView {
   }
 
   renderTrades(trades, digits) {
-    const list = Array.isArray(trades) ? trades : [];
+    const list = Array.isArray(trades) ? trades.slice(0, TRADES) : [];
     byId('trades').hidden = list.length === 0;
     byId('trades-none').hidden = list.length > 0;
     byId('trades').tBodies[0].replaceChildren(...list.map((t) => {
