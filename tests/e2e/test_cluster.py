@@ -224,9 +224,11 @@ def test_tickwire_cluster_runs_an_ingest_and_gateways_sharing_a_port(
         redis_server.url, unique_prefix(), "all"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
     with (tmp_path / "cluster.log").open("wb") as log:
+        ingest_port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "tickwire", "cluster", "--config",
-                                 str(config), "--gateways", "2"], stdout=log,
-                                stderr=subprocess.STDOUT, env=env)
+                                 str(config), "--gateways", "2", "--ingest-port",
+                                 str(ingest_port)], stdout=log, stderr=subprocess.STDOUT,
+                                env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         gateways: set[str] = set()
@@ -238,7 +240,7 @@ def test_tickwire_cluster_runs_an_ingest_and_gateways_sharing_a_port(
             return len(gateways) == 2
 
         wait_until(both_answer, timeout=60, every=0.05, what="both gateways answering")
-        ingest = healthz(f"http://127.0.0.1:{port + 1}")
+        ingest = healthz(f"http://127.0.0.1:{ingest_port}")
         assert ingest is not None and ingest["role"] == "ingest"
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -35,10 +35,14 @@ from tickwire.engine.base import AllowSnapshot, IngestStatus, Published, RateVer
 from tickwire.engine.redis_bus import Handler, Listener
 from tickwire.engine.redis_gateway import GatewaySide
 from tickwire.engine.redis_ingest import IngestSide
-from tickwire.engine.redis_link import COMMAND_TIMEOUT, FAILURES, Keys, Link
+from tickwire.engine.redis_link import FAILURES, Keys, Link
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.market import Market
 from tickwire.market.state import StoredBar
+
+START_TIMEOUT = 10.0
+"""Seconds `start` waits for its subscription and (an ingest) the whole state written,
+before it goes on (what is missing is done in the background)."""
 
 
 class RedisEngine:
@@ -180,9 +184,12 @@ class RedisEngine:
             self._gateway.start()
         if self._ingest is not None:
             await self._ingest.start(self._gateway.id if self._gateway else "")
-        if self._link.up:  # replies come on the subscription: have it before serving
+        if self._link.up:  # the subscription (replies come on it), the whole state written
+            waits = [self._listener.subscribed.wait()]
+            if self._ingest is not None:
+                waits.append(self._ingest.written.wait())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._listener.subscribed.wait(), COMMAND_TIMEOUT)
+                await asyncio.wait_for(asyncio.gather(*waits), START_TIMEOUT)
 
     async def settle(self) -> None:
         """Until everything this process handed over is in Redis and (a gateway) every bus

@@ -134,6 +134,8 @@ class IngestSide:
         self._idle = asyncio.Event()
         self._stale = True
         """The whole state is to be written (at the start, after a failure, a restore)."""
+        self.written = asyncio.Event()
+        """Set once the whole state has been written."""
         self._renewed = 0.0
         self._scanned = 0.0
         self._local: Counter[str] = Counter()
@@ -297,6 +299,7 @@ class IngestSide:
                         self._stale = True  # another ingest holds the prefix: wait
                         await asyncio.sleep(self._lease_ms / 3000)
                         continue
+                    self.written.set()
                     self._link.ok()
                     backoff.reset()
                 if not await self._write_changes():
