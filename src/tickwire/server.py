@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from tickwire.catalogue import Catalogue, load_catalogue
-from tickwire.config import Config, ConfigError
+from tickwire.config import Config, ConfigError, listen_address
 from tickwire.datadir import DataDirLock
 from tickwire.engine.base import Engine
 from tickwire.engine.memory import MemoryEngine
@@ -25,7 +25,7 @@ from tickwire.engine.sqlite import SqliteStore
 from tickwire.feeds.base import Feed
 from tickwire.feeds.factory import build_feeds, with_feed_products
 from tickwire.feeds.record import Recorder
-from tickwire.gateway.app import create_app
+from tickwire.gateway.app import create_admin_app, create_app
 from tickwire.gateway.lowlevel import JsonErrorAppRunner
 from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.service import IngestService
@@ -111,6 +111,8 @@ class Server:
     ingest: IngestService
     feeds: list[Feed]
     app: web.Application
+    admin_app: web.Application | None = None
+    """The admin API on a listener of its own (`access.admin_listen`), else None."""
 
 
 def build(config: Config, feeds: list[Feed] | None = None) -> Server:
@@ -150,28 +152,38 @@ def build(config: Config, feeds: list[Feed] | None = None) -> Server:
 
     app.on_startup.append(start_ingest)
     app.on_cleanup.append(stop_ingest)
-    return Server(config, engine, service, feeds, app)
+    admin_app = create_admin_app(app) if config.access.admin_listen else None
+    return Server(config, engine, service, feeds, app, admin_app)
 
 
 async def serve(config: Config) -> None:
     """Run the server until SIGTERM or SIGINT, then shut down cleanly."""
     server = build(config)
-    runner = JsonErrorAppRunner(server.app, access_log=None, handle_signals=False,
-                                shutdown_timeout=5.0,
-                                keepalive_timeout=config.server.http_idle_timeout)
+    runner = _runner(server.app, config)
     await runner.setup()
     host = config.server.host
+    listeners = [(runner, host, port) for port in [config.server.port,
+                                                   *config.server.extra_ports]]
+    runners = [runner]
+    if server.admin_app is not None:
+        admin_runner = _runner(server.admin_app, config)
+        await admin_runner.setup()
+        runners.insert(0, admin_runner)  # cleaned up first: its app shares the main one's
+        listeners.append((admin_runner, *listen_address(config.access.admin_listen)))
     try:
-        for port in [config.server.port, *config.server.extra_ports]:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        for site_runner, site_host, port in listeners:
+            await web.TCPSite(site_runner, site_host, port, reuse_address=True).start()
     except OSError as exc:
-        await runner.cleanup()
+        for each in runners:
+            await each.cleanup()
         hint = ""
         if exc.errno == errno.EACCES and port < 1024:
             hint = f" (ports below 1024 need root: try --port {port + 7000})"
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+        raise OSError(f"cannot listen on {site_host}:{port}: {exc.strerror}{hint}") from None
+    admin = {"admin": f"http://{config.access.admin_listen}/admin/allow"
+             } if server.admin_app is not None else {}
     log.info("listening", extra={"url": f"http://{host}:{config.server.port}",
-                                 "ws": f"ws://{host}:{config.server.port}/ws"})
+                                 "ws": f"ws://{host}:{config.server.port}/ws", **admin})
     warning = loopback_only_warning(config)
     if warning:
         log.warning(warning)
@@ -181,5 +193,11 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
-    with contextlib.suppress(Exception):
-        await runner.cleanup()
+    for each in runners:
+        with contextlib.suppress(Exception):
+            await each.cleanup()
+
+
+def _runner(app: web.Application, config: Config) -> web.AppRunner:
+    return JsonErrorAppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
+                              keepalive_timeout=config.server.http_idle_timeout)

@@ -12,6 +12,8 @@ MAX_CODES_PER_QUOTE = 50
 """Codes in one `getQuote.php` request (PROTOCOL section 5); more are a 400."""
 MAX_PAGE_SIZE = 100
 """Products in one `getSymbolList.php` page; a larger `pageSize` is served as this."""
+MAX_REQUEST_BODY = 64 * 1024
+"""Bytes of an HTTP request body read at most (only the admin API reads one); more is a 413."""
 
 _encoder = msgspec.json.Encoder()
 encode = _encoder.encode

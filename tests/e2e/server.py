@@ -33,14 +33,23 @@ class Server:
     config_path: Path
     proc: subprocess.Popen[bytes]
     log_path: Path
+    host: str = "127.0.0.1"
+    """The address it listens on."""
+
+    @property
+    def address(self) -> str:
+        """Where a client on this machine reaches it: `127.0.0.1`, or `[::1]` for IPv6."""
+        if ":" in self.host:
+            return "[::1]"
+        return "127.0.0.1" if self.host == "0.0.0.0" else self.host
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://{self.address}:{self.port}/ws"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -88,7 +97,7 @@ def start_server(
             [sys.executable, "-m", "tickwire", "serve", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
-    server = Server(port, data_dir, config, proc, log_path)
+    server = Server(port, data_dir, config, proc, log_path, host)
     try:
         _wait_ready(server, ready_timeout, (200,) if ready else (200, 403, 503))
     except BaseException:

@@ -11,10 +11,11 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from tickwire.gateway.responses import SERVER
 from tickwire.wire import error_body
 
 log = logging.getLogger("tickwire.http")
@@ -41,7 +42,8 @@ class _JsonErrorHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send the error")
         response = web.Response(status=status, body=error_body(status, _reason(status, exc)),
-                                content_type="application/json", charset="utf-8")
+                                content_type="application/json", charset="utf-8",
+                                headers={hdrs.SERVER: SERVER})
         response.force_close()
         return response
 
