@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -53,6 +54,19 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def rss_kib(self) -> int:
+        """The process's resident memory, KiB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+)", status)
+        assert match is not None
+        return int(match[1])
+
+    def errors_logged(self) -> list[str]:
+        """The lines of its log at level error (or anything it printed that is not a log
+        line, such as a traceback)."""
+        return [line for line in self.log().splitlines()
+                if '"level":"error"' in line or not line.startswith("{")]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc.poll() is None:
