@@ -6,6 +6,7 @@ Every key is validated at start-up; a bad one raises `ConfigError` naming it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import os
 import re
@@ -299,9 +300,10 @@ def _key_of(exc: msgspec.ValidationError) -> tuple[str, str]:
     message = _PATH.sub("", text).strip().removesuffix("- at").strip().rstrip(" -")
     key = match[1] if match else ""
     if "unknown field" in message:
-        field = re.search(r"`(\w+)`", message)
+        field = re.search(r"unknown field `(.*)`", message, re.S)
         if field:
-            key = f"{key}.{field[1]}" if key else field[1]
+            name = field[1] if re.fullmatch(r"[\w-]+", field[1]) else json.dumps(field[1])
+            key = f"{key}.{name}" if key else name  # a TOML key, quoted where it must be
             message = "unknown key"
     elif message.startswith(("Invalid enum value", "Invalid value")):
         choices = _choices(key)

@@ -24,14 +24,26 @@ def envelope(data_json: bytes) -> bytes:
     return b'{"code":200,"msg":"success","data":' + data_json + b"}"
 
 
+def _readable(msg: str) -> str:
+    """`msg` as UTF-8 can carry it: a lone surrogate (a byte that was not UTF-8, kept by a
+    decoder as one) becomes `?` instead of failing the answer that reports it."""
+    return msg.encode("utf-8", "replace").decode("utf-8")
+
+
 def error_body(code: int, msg: str) -> bytes:
     """The protocol's error object: `{"code":CODE,"msg":"...","data":null}`."""
-    return encode({"code": code, "msg": msg, "data": None})
+    try:
+        return encode({"code": code, "msg": msg, "data": None})
+    except UnicodeEncodeError:
+        return encode({"code": code, "msg": _readable(msg), "data": None})
 
 
 def ws_error(code: int, msg: str) -> bytes:
     """A WebSocket error message: `{"code":CODE,"msg":"..."}`."""
-    return encode({"code": code, "msg": msg})
+    try:
+        return encode({"code": code, "msg": msg})
+    except UnicodeEncodeError:
+        return encode({"code": code, "msg": _readable(msg)})
 
 
 def push_message(body: bytes) -> bytes:

@@ -65,8 +65,8 @@ class Server:
     def errors_logged(self) -> list[str]:
         """The lines of its log at level error (or anything it printed that is not a log
         line, such as a traceback)."""
-        return [line for line in self.log().splitlines()
-                if '"level":"error"' in line or not line.startswith("{")]
+        return [line for line in self.log().split("\n")  # lines as a log reader cuts them
+                if line and ('"level":"error"' in line or not line.startswith("{"))]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc.poll() is None:
