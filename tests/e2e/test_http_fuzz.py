@@ -7,7 +7,6 @@ memory comes back. (`test_openapi.py` checks the documented paths' answers in de
 from __future__ import annotations
 
 import json
-import socket
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ import pytest
 from hypothesis import strategies as st
 
 from tests.e2e.conftest import GENEROUS_LIMITS, small_config
+from tests.e2e.rawhttp import Answer, send
 from tests.e2e.server import ADMIN_TOKEN, Server, start_server
-from tests.e2e.test_security import Answer
 from tests.fuzzing import cases, report, run_cases
 from tickwire.gateway.responses import SERVER
 
@@ -107,19 +106,6 @@ def requests_to(path: str) -> st.SearchStrategy[bytes]:
     return build()
 
 
-def exchange(port: int, raw: bytes) -> Answer:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(raw)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except ConnectionResetError:
-            pass  # answered and closed while the rest of a long request was still going out
-    assert answer, f"no answer to {raw[:200]!r}"
-    return Answer(answer)
-
-
 def check_answer(raw: bytes, answer: Answer) -> None:
     method = raw.split(b" ", 1)[0]
     assert answer.status < 500, (raw[:300], answer.body[:300])
@@ -140,7 +126,7 @@ def test_any_request_to_any_path(fuzzed: Server, path: str) -> None:
     rss_before = fuzzed.rss_kib()
 
     def check(raw: bytes) -> None:
-        check_answer(raw, exchange(fuzzed.port, raw))
+        check_answer(raw, send(fuzzed.port, raw))
 
     ran = run_cases(requests_to(path), cases(*CASES_PER_PATH), check)
     with urllib.request.urlopen(f"{fuzzed.url}/healthz", timeout=10) as resp:

@@ -24,6 +24,7 @@ import pytest
 import tickwire
 from tests.e2e import rawws
 from tests.e2e.conftest import GENEROUS_LIMITS, small_config
+from tests.e2e.rawhttp import Answer, request, send
 from tests.e2e.server import ADMIN_TOKEN, Server, free_port, start_server
 from tickwire.gateway.lowlevel import MAX_HEADERS, MAX_LINE
 from tickwire.gateway.responses import SERVER
@@ -64,47 +65,6 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, in
 
 
 # bare HTTP ----------------------------------------------------------------------------------
-
-class Answer:
-    def __init__(self, raw: bytes) -> None:
-        head, _, self.body = raw.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        self.status = int(lines[0].split()[1])
-        self.headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            self.headers[name.strip().lower()] = value.strip()
-
-    def json(self) -> dict[str, object]:
-        data: dict[str, object] = json.loads(self.body)
-        return data
-
-
-def send(port: int, request: bytes, source: str = ALLOWED, host: str = "127.0.0.1") -> Answer:
-    """One request as these bytes, from `source`; the whole answer (the server closes)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.settimeout(10)
-        sock.bind((source, 0))
-        sock.connect((host, port))
-        sock.sendall(request)
-        raw = b""
-        try:
-            while chunk := sock.recv(65536):
-                raw += chunk
-        except ConnectionResetError:
-            pass  # answered, then cut while we were still sending: the answer is what counts
-    return Answer(raw)
-
-
-def request(method: str, path: str, headers: dict[str, str] | None = None,
-            body: bytes = b"") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: tickwire", "Connection: close",
-             *(f"{name}: {value}" for name, value in (headers or {}).items())]
-    if body:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
 
 def get(port: int, path: str, source: str = ALLOWED, **headers: str) -> Answer:
     return send(port, request("GET", path, {k.replace("_", "-"): v for k, v in headers.items()}),

@@ -27,20 +27,21 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.e2e.server import SMALL_CATALOGUE
 from tests.engine.conftest import ENGINES
+from tests.fuzzing import cases, report
 from tickwire.config import Config, load_config
 from tickwire.engine.base import AllowSnapshot, Engine
 from tickwire.gateway import app as gateway_app
 from tickwire.gateway.state import GATEWAY, Gateway
 from tickwire.server import build
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 
 TOKEN = "t0ken"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 VISITOR = "203.0.113.9"
 """The client admitted and refused, behind the trusted local proxy."""
 AS_VISITOR = {"X-Forwarded-For": VISITOR}
-ROUNDS = 4
+ROUNDS = cases(4, 50)
 HOLD = 0.3
 """Seconds each answer is checked to hold: longer than any slowed read is late."""
 STALE_FOR = 0.15
@@ -212,6 +213,6 @@ async def test_a_change_holds_from_the_answer_on_while_the_store_is_busy_and_slo
         with contextlib.suppress(asyncio.CancelledError):
             await admin
         await readers.stop()
-    print(f"allow-list under load: rounds={ROUNDS}, checks={checked}, "
-          f"stale snapshots refused={readers.stale}, taken={readers.taken}")
+    report("allow-list under load", rounds=ROUNDS, checks=checked,
+           stale_snapshots_refused=readers.stale, snapshots_taken=readers.taken)
     assert readers.stale > 0, "no stale snapshot came after a change: the race was not run"
