@@ -32,7 +32,7 @@ from tickwire.models import Product
 
 pytestmark = pytest.mark.fuzz
 
-CASES = (200, 5000)
+CASES = (100, 5000)
 SECTION_KEYS = {name: [f.name for f in msgspec.structs.fields(getattr(Config(), name))]
                 for name in ENV_SECTIONS}
 FEED_KEYS = sorted({f.name for kind in (SimFeedConfig, ReplayFeedConfig, RelayFeedConfig,

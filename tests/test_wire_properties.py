@@ -30,7 +30,7 @@ from tickwire.wire import (
 
 pytestmark = pytest.mark.fuzz
 
-CASES = (200, 5000)
+CASES = (100, 5000)
 TZ = TimeZone("Asia/Shanghai")
 
 texts = st.text(alphabet=st.characters(exclude_categories=["Cs"]))

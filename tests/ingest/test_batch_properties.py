@@ -28,7 +28,7 @@ pytestmark = pytest.mark.fuzz
 CODES = ["btcusdt", "hf_GC"]
 """One product of 24/7, one of 24/5."""
 START = int(datetime(2024, 3, 1, 20, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
-CASES = (40, 1000)
+CASES = (25, 1000)
 BUY = 2
 
 ticks = st.lists(st.tuples(st.sampled_from(CODES),

@@ -45,7 +45,7 @@ START = int(datetime(2024, 3, 1, 8, 55, tzinfo=ZoneInfo("Asia/Shanghai")).timest
 HOURS = ["24/7", "mon-fri 09:00-11:30,13:30-15:00", "mon-fri 21:00-02:30", "24/5"]
 VDEC = 2
 SCALE = 10.0 ** VDEC
-CASES = (150, 3000)
+CASES = (100, 3000)
 FINER = [("1m", "5m"), ("5m", "15m"), ("15m", "30m"), ("30m", "1h"), ("1h", "1d"),
          ("1d", "1M")]
 
