@@ -20,8 +20,9 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-SLOW_FOLDERS = ("e2e", "client")
-"""Tests that start real server processes: `pytest -m "not slow"` leaves them out."""
+SLOW_FOLDERS = ("e2e", "client", "browser")
+"""Tests that start real server processes (and a browser): `pytest -m "not slow"` leaves
+them out."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -222,8 +222,8 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
      "feeds[0].symbols[1]", "'BTCUSDT'"),
     ('[[feeds]]\nkind = "exchange"\nexchange = "okx"\nsymbols = ["BTC/USDT"]\ndepth = 11\n',
      "feeds[0].depth", "1 to 10"),
-    ('[[feeds]]\nkind = "exchange"\nexchange = "okx"\nsymbols = ["BTC/USDT"]\ntrades = 3\n',
-     "feeds[0].trades", "5, or 0"),
+    ('[[feeds]]\nkind = "exchange"\nexchange = "okx"\nsymbols = ["BTC/USDT"]\ntrades = 51\n',
+     "feeds[0].trades", "0 (none) to 50"),
     ('[[feeds]]\nkind = "exchange"\nexchange = "okx"\nsymbols = ["BTC/USDT"]\n'
      'rest_url = "http://127.0.0.1:9"\n', "feeds[0].rest_url", "binance"),
     ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\nsymbols = ["BTC/USDT"]\n'

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from tickwire.models import Category, Product
+from tickwire.models import MAX_RECENT_TRADES, Category, Product
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 """What a product code may look like: letters, digits, `_ . -`, at most 32 characters."""
@@ -74,6 +74,8 @@ def _check(product: Product, category_ids: set[str]) -> None:
         raise CatalogueError(f"{where}.volume_precision: must be 0..10")
     if not 0 <= product.depth <= 10:
         raise CatalogueError(f"{where}.depth: must be 0..10")
+    if not 0 <= product.recent_trades <= MAX_RECENT_TRADES:
+        raise CatalogueError(f"{where}.trades: true, false or a count 0..{MAX_RECENT_TRADES}")
     if product.price <= 0:
         raise CatalogueError(f"{where}.price: must be > 0")
     if not 0 <= product.volatility < 1:

@@ -21,7 +21,7 @@ import msgspec
 import tomli_w
 
 from tickwire.client.urls import http_url, ws_url
-from tickwire.models import Product
+from tickwire.models import MAX_RECENT_TRADES, RECENT_TRADES, Product
 
 
 class ConfigError(ValueError):
@@ -163,8 +163,6 @@ class RelayFeedConfig(msgspec.Struct, tag="relay", tag_field="kind",
 
 MAX_DEPTH = 10
 """The most book levels a side a quote carries (PROTOCOL 5)."""
-RECENT_TRADES = 5
-"""The recent trades a quote's `BS` carries (the market keeps this many)."""
 REFERENCE_EXCHANGE = "binance"
 """The exchange the tests prove exact; the only one `rest_url`/`ws_url` can point elsewhere."""
 _EXCHANGE_ID = re.compile(r"^[a-z0-9]+$")
@@ -186,7 +184,8 @@ class ExchangeFeedConfig(msgspec.Struct, tag="exchange", tag_field="kind",
     depth: int = MAX_DEPTH
     """Book levels a side in the quote (1 to 10)."""
     trades: int = RECENT_TRADES
-    """Recent trades in the quote's `BS`: 5, or 0 for none."""
+    """Recent trades in the quote's `BS`, newest first: 0 (none) to `MAX_RECENT_TRADES`
+    (50)."""
     rest_url: str = ""
     """Another address for the reference exchange's public REST API (its `/api/v3`), e.g. a
     local fake in tests; empty: the exchange's own."""
@@ -427,8 +426,8 @@ def _validate_exchange(i: int, feed: ExchangeFeedConfig) -> None:
                               "\"BTC/USDT\"")
     if not 1 <= feed.depth <= MAX_DEPTH:
         raise ConfigError(f"feeds[{i}].depth: must be 1 to {MAX_DEPTH}")
-    if feed.trades not in (0, RECENT_TRADES):
-        raise ConfigError(f"feeds[{i}].trades: {RECENT_TRADES}, or 0 for none")
+    if not 0 <= feed.trades <= MAX_RECENT_TRADES:
+        raise ConfigError(f"feeds[{i}].trades: must be 0 (none) to {MAX_RECENT_TRADES}")
     for key, check, value in (("rest_url", http_url, feed.rest_url),
                               ("ws_url", ws_url, feed.ws_url)):
         if not value:

@@ -22,6 +22,12 @@ class Category(msgspec.Struct, frozen=True):
     name: str
 
 
+RECENT_TRADES = 5
+"""How many recent trades a quote's `BS` carries by default, newest first."""
+MAX_RECENT_TRADES = 50
+"""The most recent trades a quote may carry (each adds some 60 bytes to every push)."""
+
+
 class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One tradable product of the catalogue."""
 
@@ -37,8 +43,9 @@ class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Book levels a side (0..10; 0: no book)."""
     volume: bool = True
     """Whether it reports a traded volume (forex does not)."""
-    trades: bool = True
-    """Whether its quote carries recent trades."""
+    trades: bool | int = True
+    """The recent trades its quote carries in `BS`: true for `RECENT_TRADES`, false or 0 for
+    none, or how many (up to `MAX_RECENT_TRADES`)."""
     hours: str = "24/7"
     """When it trades: `"24/7"`, `"24/5"` or sessions in the service time zone such as
     `"mon-fri 09:15-11:30,13:00-15:00"` (a session ending before it starts ends the next
@@ -57,6 +64,13 @@ class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Decimals of its volumes and trade sizes (0..10)."""
     limit_pct: float = 0.0
     """A daily price limit around the last close, a fraction of it (0: none)."""
+
+    @property
+    def recent_trades(self) -> int:
+        """How many recent trades its quote carries (see `trades`)."""
+        if isinstance(self.trades, bool):
+            return RECENT_TRADES if self.trades else 0
+        return self.trades
 
 
 class Verbatim(msgspec.Struct, array_like=True):

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.fuzz
 CASES_PER_PATH = (25, 1000)
 PATHS = ["/", "/getQuote.php", "/redis.php", "/getCategory.php", "/getSymbolList.php",
          "/healthz", "/metrics", "/openapi.json", "/admin/allow", "/admin/allow/{cidr}", "/ws",
-         "/{anything}"]
+         "/market", "/market/{asset}", "/{anything}"]
 PARAMETERS = ["code", "time", "rows", "end", "category", "page", "pageSize", "errors",
               "callback", "sign"]
 KNOWN = ["btcusdt", "ethusdt", "HX_HSI", "fx_seurusd", "nodepth"]
@@ -89,6 +89,10 @@ def requests_to(path: str) -> st.SearchStrategy[bytes]:
             target = target.replace("{cidr}", draw(st.sampled_from(
                 ["127.0.0.9", "127.0.0.9%2F32", "%2e%2e", "::1", "nosuch"]) | texts.map(
                 _escaped)))
+        elif "{asset}" in target:
+            target = target.replace("{asset}", draw(st.sampled_from(
+                ["index.html", "api.js", "favicon.svg", "fonts/", "..%2Fopenapi.json",
+                 "%2e%2e/%2e%2e/etc/passwd", "api.js%00.html"]) | texts.map(_escaped)))
         elif "{anything}" in target:
             target = "/" + draw(texts.map(_escaped) | st.sampled_from(
                 ["%61dmin/allow", "admin%2Fallow", "..%2F..%2Fetc%2Fpasswd", "ws/", "%00"]))

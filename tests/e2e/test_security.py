@@ -274,13 +274,14 @@ def _giveaways(srv: Server) -> list[str]:
 def test_no_answer_names_software_versions_or_files(locked: Server) -> None:
     port = locked.port
     bodies = {
-        "ok": [get(port, p) for p in ("/", "/getCategory.php", "/healthz", "/metrics",
+        "ok": [get(port, p) for p in ("/", "/market", "/market/api.js", "/getCategory.php",
+                                      "/healthz", "/metrics",
                                       "/openapi.json", "/getQuote.php?code=btcusdt",
                                       "/redis.php?code=btcusdt&time=1m&rows=5",
                                       "/getSymbolList.php?category=4")],
         "refused": [get(port, "/getCategory.php", OUTSIDER), get(port, "/admin/allow"),
                     get(port, "/redis.php?code=btcusdt&time=1y"), get(port, "/nothing"),
-                    get(port, "/getQuote.php?code=nosuch"),
+                    get(port, "/getQuote.php?code=nosuch"), get(port, "/market/nosuch.js"),
                     send(port, request("DELETE", "/getQuote.php")),
                     send(port, request("POST", "/admin/allow", {"Authorization": BEARER},
                                        b"x" * (MAX_REQUEST_BODY + 1))),

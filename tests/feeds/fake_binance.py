@@ -12,6 +12,7 @@ socket. The real capture is read in place from `../shared/data`.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import gzip
 import json
@@ -31,7 +32,7 @@ CAPTURED = {"NKNUSDT": ("NKN", "USDT"), "BLZETH": ("BLZ", "ETH"), "LRCBTC": ("LR
 """The capture's markets: Binance's symbol id, base and quote."""
 SYMBOLS = [f"{base}/{quote}" for base, quote in CAPTURED.values()]
 INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-               "1h": 3_600_000, "1d": 86_400_000}
+               "1h": 3_600_000, "8h": 28_800_000, "1d": 86_400_000}
 
 Side = dict[str, str]
 Level = tuple[float, float]
@@ -169,6 +170,8 @@ class FakeBinance:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.subscriptions: dict[web.WebSocketResponse, set[str]] = {}
         self.subscribes = 0
+        self.connections = 0
+        """WebSockets accepted, ever."""
         self.klines_down = False
         """While set, klines are answered 503 (the exchange unavailable)."""
         self._runner: web.AppRunner | None = None
@@ -274,18 +277,27 @@ class FakeBinance:
         length = INTERVAL_MS.get(request.query.get("interval", ""))
         if length is None:
             return web.json_response({"code": -1120, "msg": "Invalid interval."}, status=400)
-        rows = klines(self.trades[symbol], length)
+        trades = self.trades[symbol]
         start = request.query.get("startTime")
-        if start is not None:
-            rows = [r for r in rows if r[0] >= int(start)]
         limit = int(request.query.get("limit", "500"))
-        rows = rows[:limit] if start is not None else rows[-limit:]
+        # only the trades of the candles asked for (and the one before, for a quiet start)
+        times = [t["T"] for t in trades]
+        if start is not None:
+            first = int(start)
+            last = first + limit * length
+        else:
+            last = times[-1] - times[-1] % length + length if times else 0
+            first = last - limit * length
+        lo = max(bisect.bisect_left(times, first) - 1, 0)
+        rows = klines(trades[lo:bisect.bisect_left(times, last)], length)
+        rows = [r for r in rows if first <= r[0] < last]
         return web.json_response(rows)
 
     # WebSocket
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        self.connections += 1
         self.subscriptions[ws] = set()
         try:
             async for message in ws:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,12 @@ import pytest
 
 from tickwire.catalogue import load_catalogue
 from tickwire.config import ExchangeFeedConfig
+from tickwire.feeds import exchange as exchange_feed
 from tickwire.feeds.base import FeedState
-from tickwire.feeds.exchange import ExchangeFeed
+from tickwire.feeds.exchange import TIMEFRAMES, ExchangeFeed
 from tickwire.feeds.factory import with_feed_products
 from tickwire.market import Market
-from tickwire.market.bars import BarRow
+from tickwire.market.bars import BarRow, Interval
 from tickwire.market.clock import TimeZone
 from tickwire.market.quotes import DayStats
 from tickwire.models import INTERVALS, Product, Update
@@ -190,15 +193,23 @@ async def xrpeth_feed(fake: FakeBinance, tmp_path: Path) -> tuple[ExchangeFeed, 
     return ExchangeFeed(config, TZ), MarketSink(await products_of(config, tmp_path))
 
 
-async def play_trades(shared_data: Path, tmp_path: Path, count: int,
-                      outage: tuple[int, int] | None = None,
-                      burst: int = 50) -> tuple[ExchangeFeed, MarketSink, FakeBinance]:
-    """The first `count` XRPETH trades through the fake to a feed, `burst` at a time
-    without a pause; during `outage` (trade numbers) every socket is closed and the trades
-    are not delivered."""
-    trades = freqtrade_trades(shared_data)[:count]
+async def play_trades(shared_data: Path | list[dict[str, Any]], tmp_path: Path, count: int,
+                      outage: tuple[int, int] | None = None, burst: int = 50,
+                      pause: float = 0.001, renew_after: float | None = None,
+                      renewals: int = 0,
+                      settled: Callable[[MarketSink], bool] = lambda sink: True,
+                      ) -> tuple[ExchangeFeed, MarketSink, FakeBinance]:
+    """The first `count` XRPETH trades through the fake to a feed, `burst` at a time with
+    a `pause` between; during `outage` (trade numbers) every socket is closed and the
+    trades are not delivered; the feed renews its connection every `renew_after` s, and
+    the trades stop early once it has done so `renewals` times; the feed runs until what
+    it handed on is `settled`."""
+    trades = (freqtrade_trades(shared_data) if isinstance(shared_data, Path)
+              else shared_data)[:count]
     async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
         feed, sink = await xrpeth_feed(fake, tmp_path)
+        if renew_after is not None:
+            feed.renew_after = renew_after
         async with running(feed, sink) as task:
             await fake.wait_streams({"xrpeth@aggTrade"})
             delivered = 0
@@ -214,13 +225,17 @@ async def play_trades(shared_data: Path, tmp_path: Path, count: int,
                 await fake.send("xrpeth@aggTrade", trade, deliver=not lost)
                 delivered += not lost
                 if n % burst == 0:
-                    await asyncio.sleep(0.001)
+                    await asyncio.sleep(pause)
+                    if renewals and feed.renewals >= renewals:
+                        break
             await until(lambda: feed.trades == delivered)
             assert not task.done()
             if outage is not None:
                 # the bars of the outage refilled, the bar of the return reconciled
-                await until(lambda: feed.reconciled >= len(INTERVALS) - 2 and not feed._due)
+                await until(lambda: feed.reconciled >= len(TIMEFRAMES) and not [
+                    due for due in feed._due if due[4] in TIMEFRAMES])
                 await asyncio.sleep(0.2)
+            await until(lambda: settled(sink))
     return feed, sink, fake
 
 
@@ -272,6 +287,43 @@ async def test_the_fake_closing_the_socket_reconnects_with_no_bar_lost(
     assert_minutes_are_binances(sink, shared_data, first, last)
     assert feed.reconnects >= 1 and feed.reconciled >= 1
     assert feed.trades == count - (outage[1] - outage[0])
+
+
+async def test_a_planned_renewal_of_the_connection_loses_and_doubles_no_trade(
+        shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exchange_feed, "RENEW_OVERLAP", 0.3)
+    feed, sink, fake = await play_trades(shared_data, tmp_path, 12_000, burst=10,
+                                         pause=0.005, renew_after=0.4, renewals=2)
+    assert feed.renewals == 2
+    assert fake.connections >= 3  # a connection of its own for each renewal
+    assert feed.duplicates > 0  # both connections of a renewal handed trades on
+    trades = freqtrade_trades(shared_data)[:feed.trades]  # each trade counted once
+    assert fake.trades["XRPETH"] == trades
+    assert_minutes_are_binances(sink, shared_data, trades[0]["T"] // 60_000 * 60_000,
+                                trades[-1]["T"] // 60_000 * 60_000)
+
+
+async def test_the_day_of_an_outage_is_the_exchanges_once_it_has_ended(
+        tmp_path: Path) -> None:
+    # a trade a minute through a whole day three days ago, then one the next day
+    day = Interval("1d", TZ)
+    start = day.floor(int(time.time() * 1000)) - 3 * 86_400_000
+    times = [*range(start, start + 86_400_000, 60_000), start + 86_400_000 + 30_000]
+    trades = [{"e": "aggTrade", "E": ts, "s": "XRPETH", "a": k, "p": f"{1 + k % 89 / 100:.2f}",
+               "q": str(1 + k % 7), "T": ts, "m": k % 3 == 0} for k, ts in enumerate(times)]
+    outage = (500, 700)
+
+    def mended(sink: MarketSink) -> list[BarRow]:
+        return [bar for _, bars, _ in sink.loads for bar in bars.get("1d", ())
+                if bar[0] == start]
+
+    feed, sink, _ = await play_trades(trades, tmp_path, len(trades), outage,
+                                      settled=lambda sink: bool(mended(sink)))
+    # the day's bar as built here lacks the trades of the outage; at its end it is mended
+    [expected] = [bar for bar in rolled_up(trades, day) if bar[0] == start]
+    assert mended(sink) == [expected]
+    assert sink.bars[("xrpeth", "1d")][start] == expected
+    assert feed.trades == len(trades) - (outage[1] - outage[0])
 
 
 async def test_a_down_exchange_is_the_feed_state_with_the_reason(shared_data: Path,
@@ -365,6 +417,45 @@ async def test_at_start_the_windows_and_today_come_from_the_exchanges_candles(
                                                     float(today[-1]["p"]))
     assert stats.last_close == float(by_day[days[-2]][-1]["p"])
     assert stats.volume == pytest.approx(sum(float(t["q"]) for t in today))
+
+
+async def test_days_and_months_are_rolled_up_from_the_exchanges_8h_candles(
+        tmp_path: Path) -> None:
+    # a trade every 4 hours for 9 years up to yesterday, from a month's first midnight
+    month = Interval("1M", TZ)
+    start = month.floor(int(time.time() * 1000))
+    for _ in range(9 * 12):
+        start = month.floor(start - 1)
+    end = int(time.time() * 1000) - 86_400_000
+    trades = [{"e": "aggTrade", "E": ts, "s": "XRPETH", "a": k, "p": f"{1 + k % 97 / 100:.2f}",
+               "q": str(1 + k % 5), "T": ts, "m": k % 2 == 0}
+              for k, ts in enumerate(range(start, end, 4 * 3_600_000))]
+    async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
+        for trade in trades:  # the exchange's past
+            await fake.send("xrpeth@aggTrade", trade, deliver=False)
+        feed, sink = await xrpeth_feed(fake, tmp_path)
+        async with running(feed, sink):
+            await until(lambda: len(sink.loads) == 2)  # the older months come later
+    asked = [q["interval"] for path, q in fake.requests if path.endswith("/klines")]
+    assert asked.count("8h") == 1 + math.ceil(  # the first request, then the older months
+        (month.floor(trades[-1]["T"]) - start) / 28_800_000 / 1_000) - 1
+    expected = {name: rolled_up(trades, Interval(name, TZ)) for name in ("1d", "1M")}
+    (_, first, stats), (_, older, _) = sink.loads
+    assert first["1d"] == expected["1d"][-300:]  # the window, from one request of 1,000
+    # every month of the last 100, from the first request and the older ones
+    assert older["1M"] + first["1M"] == expected["1M"][-100:]
+    assert older["1M"][-1][0] < first["1M"][0][0]
+    assert stats is not None and stats.day == expected["1d"][-1][0]
+
+
+def rolled_up(trades: list[dict[str, Any]], interval: Interval) -> list[BarRow]:
+    """Bars of `interval` made of `trades` directly: (open ms, o, h, l, c, volume)."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for trade in trades:
+        groups.setdefault(interval.floor(trade["T"]), []).append(trade)
+    return [(start, float(group[0]["p"]), max(float(t["p"]) for t in group),
+             min(float(t["p"]) for t in group), float(group[-1]["p"]),
+             float(sum(int(t["q"]) for t in group))) for start, group in groups.items()]
 
 
 async def test_windows_the_exchange_could_not_give_at_start_are_filled_when_trades_come(

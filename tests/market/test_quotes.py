@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
+from tickwire.catalogue import Catalogue, CatalogueError
 from tickwire.market import Market
 from tickwire.market.clock import TimeZone
-from tickwire.market.quotes import RECENT_TRADES, QuoteState
-from tickwire.models import BUY, SELL, Product, Update
+from tickwire.market.quotes import QuoteState
+from tickwire.models import BUY, RECENT_TRADES, SELL, Category, Product, Update
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TZ = TimeZone("Asia/Shanghai")
@@ -187,6 +188,24 @@ def test_bs_lists_recent_trades_newest_first() -> None:
         assert re.fullmatch(r"\d\d:\d\d:\d\d", trade["time"])
         assert trade["direction"] in (1, 2)
     assert body(q)["lastSize"] == 0.8
+
+
+@pytest.mark.parametrize("trades, kept", [(True, RECENT_TRADES), (2, 2), (12, 12),
+                                          (0, 0), (False, 0)])
+def test_bs_carries_as_many_trades_as_the_product_keeps(trades: bool | int,
+                                                        kept: int) -> None:
+    q = quote(msgspec.structs.replace(CRYPTO, trades=trades))
+    for k in range(20):
+        q.apply(Update("btcusdt", SAMPLE_TS + k * 1000, 100.0 + k, None, None,
+                       [(100.0 + k, 1.0, BUY)]))
+    bs = body(q)["BS"]
+    assert len(bs) == kept
+    assert [t["price"] for t in bs] == [119 - k for k in range(kept)]
+
+
+def test_a_trade_count_beyond_the_bound_is_a_catalogue_error() -> None:
+    with pytest.raises(CatalogueError, match=r"products\['btcusdt'\]\.trades: .*0\.\.50"):
+        Catalogue([Category("4", "crypto")], [msgspec.structs.replace(CRYPTO, trades=51)])
 
 
 def test_bs_is_an_empty_array_for_a_product_without_trades() -> None:

@@ -18,14 +18,22 @@ still close their bars; it stops while every stream of trades is down.
 
 History: at start, before the streams, each symbol's windows of the intervals that the
 exchange's candles can give as they are (`1m` to `1h`, where the service time zone's bars
-line up with the exchange's UTC ones): 600 `1m`, 300 of the others. Day bars are rolled up
-from the `1h` candles in the service time zone (some 12 days), and today's statistics
-(open, high, low, volume, previous close) come from them; months are built from live
-trades only. When the exchange cannot be reached at start, the streams start at once and
-each symbol's windows are fetched when its first trades come. After a stream of trades
+line up with the exchange's UTC ones): 600 `1m`, 300 of the others. Days and months are
+rolled up in the service time zone from the exchange's longest candle that lines up with
+its day (UTC+8 on Binance: `8h`), 1,000 of them in one request (300 days, 11 months), and
+today's statistics (open, high, low, volume, previous close) come from them; the older
+months, up to 100, are fetched in the background once the streams run. When the
+exchange cannot be reached at start, the streams start at once and each symbol's windows
+are fetched when its first trades come. After a stream of trades
 was down, the candles of the bars that ended during the outage are fetched, and the bar it
 came back in once that bar has ended, so those bars are the exchange's own (no bar lost,
 none short of the trades missed).
+
+Renewal: exchanges end a connection after a while (Binance: 24 hours). Every
+`RENEW_AFTER_S` the feed opens a new one beside the old, serves the new one's books once
+each has come, and closes the old one `RENEW_OVERLAP` seconds later; a trade both hand on
+is counted once, by its id (an exchange that gives trades no id could count a trade of
+those seconds twice). No trade is missed, so no bar needs mending.
 
 Outages: a stream that fails for a reason worth retrying (ccxt's `NetworkError` family:
 the connection lost, `ExchangeNotAvailable`, `DDoSProtection`, `RateLimitExceeded`,
@@ -44,8 +52,10 @@ most, behind any candle requests), so books of many symbols, and a resync, can t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from tickwire.client.backoff import Backoff
@@ -66,6 +76,28 @@ TIMEFRAMES = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1h"}
 """The intervals filled from the exchange's candles as they are, and ccxt's names of them."""
 RECONCILE_ROWS = 2
 """Candles fetched to reconcile the bar a trade stream came back in, once it has ended."""
+ROLLED = ("1d", "1M")
+"""The intervals rolled up from the exchange's candles in the service time zone."""
+ROLLUP_TIMEFRAMES = {"1d": 86_400_000, "12h": 43_200_000, "8h": 28_800_000,
+                     "6h": 21_600_000, "4h": 14_400_000, "2h": 7_200_000, "1h": 3_600_000}
+"""Candles that days and months may be rolled up from, longest first, by length in ms."""
+ROLLUP_ROWS = 1_000
+"""Candles asked per request for days and months (Binance gives at most 1,000): at start
+one request, enough for the 300 days of the window with `8h` candles."""
+ROLLUP_REQUESTS = 12
+"""Requests at most for one roll-up after the start's: the older months (in the
+background), the days and months of an outage."""
+RENEW_AFTER_S = 23 * 3600.0
+"""Seconds a connection is kept before a planned renewal: exchanges end theirs after a
+while (Binance: 24 hours), and a renewal loses nothing where an ended one would."""
+RENEW_TIMEOUT = 60.0
+"""Seconds a renewal's new connection has to hand on every symbol's book; else it is
+closed and the old one kept until the next renewal."""
+RENEW_OVERLAP = 2.0
+"""Seconds both connections of a renewal run side by side once the new one is up, so the
+trades in flight on the old one still arrive."""
+SEEN_TRADES = 4_096
+"""Trade ids remembered per symbol to count a trade handed on twice once."""
 
 
 def _network_error() -> tuple[type[BaseException], type[BaseException]]:
@@ -78,6 +110,42 @@ def _any_error() -> type[BaseException]:
     import ccxt
 
     return ccxt.BaseError  # type: ignore[no-any-return]
+
+
+class _Recent:
+    """The newest `SEEN_TRADES` trade ids of one symbol."""
+
+    __slots__ = ("_ids", "_order")
+
+    def __init__(self) -> None:
+        self._ids: set[object] = set()
+        self._order: deque[object] = deque()
+
+    def add(self, trade_id: object) -> bool:
+        """Remember `trade_id`; False if it was remembered already."""
+        if trade_id in self._ids:
+            return False
+        self._ids.add(trade_id)
+        self._order.append(trade_id)
+        if len(self._order) > SEEN_TRADES:
+            self._ids.discard(self._order.popleft())
+        return True
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of a group of task groups."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def _stop(streams: asyncio.Task[None], exchange: Any) -> None:
+    """End one connection's streams and close its exchange object."""
+    streams.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await streams
+    await exchange.close()
 
 
 class ExchangeFeed:
@@ -117,12 +185,28 @@ class ExchangeFeed:
         self._event_at = 0.0
         self._advanced = 0
         self._books: dict[str, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
+        self.renew_after = RENEW_AFTER_S
+        """Seconds between planned renewals of the connection (`_connections`)."""
+        self.renewals = 0
+        self.duplicates = 0
+        """Trades handed on twice (by both connections of a renewal), counted once."""
+        self._generation = 0
+        """The newest connection's number; each renewal opens the next."""
+        self._book_generation: dict[str, int] = {}
+        """The connection whose books are served, by symbol: a newer one's first book takes
+        over, so a book never goes back to an older connection's."""
+        self._seen: dict[str, _Recent] = {}
+        self._renewing: list[Any] = []
+        self._older: list[tuple[str, str, int]] = []
+        """Month bars to fetch once the streams run: (symbol, code, before)."""
+        """Exchange objects of a renewal not (or no longer) the feed's own."""
 
     def status(self) -> dict[str, object]:
         return {"kind": "exchange", "exchange": self.config.exchange,
                 "symbols": len(self.config.symbols), "streams_down": len(self._down),
                 "trades": self.trades, "books": self.books, "crossed_books": self.crossed,
                 "resyncs": sum(self.resyncs.values()), "reconnects": self.reconnects,
+                "renewals": self.renewals, "duplicate_trades": self.duplicates,
                 "candles": self.candles}
 
     # running ------------------------------------------------------------------------------
@@ -143,16 +227,65 @@ class ExchangeFeed:
             self._waiting = {f"book {s}" for s in self.config.symbols}
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                for symbol, code in zip(self.config.symbols, self.codes, strict=True):
-                    tasks.create_task(self._watch_trades(exchange, sink, symbol, code))
-                    tasks.create_task(self._watch_book(exchange, sink, symbol, code))
+                for symbol, code, before in self._older:
+                    assert sink.history is not None
+                    tasks.create_task(self._older_months(exchange, sink.history, symbol,
+                                                         code, before))
+                self._older.clear()
                 tasks.create_task(self._clock(sink))
+                tasks.create_task(self._connections(sink, exchange))
         except ExceptionGroup as group:  # the supervisor shows the error itself, not a group
-            raise group.exceptions[0] from None
+            raise _first(group) from None
         finally:
+            opened = [self._exchange, *self._renewing]
             self._exchange, self._tasks = None, None
+            self._renewing.clear()
             self._due.clear()
-            await exchange.close()
+            for each in opened:
+                await each.close()
+
+    async def _connections(self, sink: Sink, exchange: Any) -> None:
+        """The streams on `exchange`, renewed every `renew_after` seconds: a new connection
+        is opened beside the old one, and the old one closed once the new one hands on
+        every book, some seconds later (trades that both hand on are counted once, by
+        their id), so no trade and no bar is lost to an exchange's connection limit."""
+        assert self._tasks is not None
+        generation = self._generation
+        streams = self._tasks.create_task(self._streams(sink, exchange, generation))
+        while True:
+            await asyncio.sleep(self.renew_after)
+            fresh = make_exchange(self.config)
+            self._renewing.append(fresh)  # closed by `run` if it ends meanwhile
+            self._generation += 1
+            renewed = self._tasks.create_task(self._streams(sink, fresh, self._generation))
+            try:
+                async with asyncio.timeout(RENEW_TIMEOUT):
+                    while any(self._book_generation.get(s, -1) < self._generation
+                              for s in self.config.symbols):
+                        await asyncio.sleep(0.05)
+            except TimeoutError:  # the new connection did not come up: keep the old one
+                log.warning("exchange renewal timed out: keeping the connection", extra={
+                    "feed": self.name, "exchange": self.config.exchange})
+                self._renewing.remove(fresh)
+                await _stop(renewed, fresh)
+                for symbol, served in self._book_generation.items():
+                    if served == self._generation:  # the old connection's books again
+                        self._book_generation[symbol] = generation
+                continue
+            await asyncio.sleep(RENEW_OVERLAP)
+            old_streams, old = streams, exchange
+            streams, exchange, generation = renewed, fresh, self._generation
+            self._exchange = fresh  # and `old` is closed by `run` if it ends meanwhile
+            self._renewing[self._renewing.index(fresh)] = old
+            await _stop(old_streams, old)
+            self._renewing.remove(old)
+            self.renewals += 1
+
+    async def _streams(self, sink: Sink, exchange: Any, generation: int) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for symbol, code in zip(self.config.symbols, self.codes, strict=True):
+                tasks.create_task(self._watch_trades(exchange, sink, symbol, code))
+                tasks.create_task(self._watch_book(exchange, sink, symbol, code, generation))
 
     async def _watch_trades(self, exchange: Any, sink: Sink, symbol: str, code: str) -> None:
         key = f"trades {symbol}"
@@ -167,7 +300,8 @@ class ExchangeFeed:
                     down_since = self._clock_ms()
                 await self._went_down(key, exc, backoff)
                 continue
-            updates = sorted((self._trade(code, t) for t in trades), key=lambda u: u.ts)
+            updates = sorted((self._trade(code, t) for t in trades
+                              if self._first_time(code, t)), key=lambda u: u.ts)
             cache = exchange.trades.get(symbol)  # handed on: ccxt need not keep them
             if hasattr(cache, "clear"):
                 cache.clear()
@@ -188,6 +322,19 @@ class ExchangeFeed:
                 self._note(updates[-1].ts)
                 sink.publish(updates)
 
+    def _first_time(self, code: str, trade: dict[str, Any]) -> bool:
+        """Whether `trade` was not handed on before (by its id; one without an id is)."""
+        trade_id = trade.get("id")
+        if trade_id is None:
+            return True
+        seen = self._seen.get(code)
+        if seen is None:
+            seen = self._seen[code] = _Recent()
+        if seen.add(trade_id):
+            return True
+        self.duplicates += 1
+        return False
+
     def _trade(self, code: str, trade: dict[str, Any]) -> Update:
         price, size = float(trade["price"]), float(trade["amount"])
         side = BUY if trade.get("side") == "buy" else SELL
@@ -195,7 +342,8 @@ class ExchangeFeed:
         return Update(code, int(stamp) if stamp else self._clock_ms(), price,
                       trades=[(price, size, side)])
 
-    async def _watch_book(self, exchange: Any, sink: Sink, symbol: str, code: str) -> None:
+    async def _watch_book(self, exchange: Any, sink: Sink, symbol: str, code: str,
+                          generation: int) -> None:
         key = f"book {symbol}"
         backoff = Backoff()
         network, gap = _network_error()
@@ -212,6 +360,9 @@ class ExchangeFeed:
                 await self._went_down(key, exc, backoff)
                 continue
             self._came_up(key, backoff)
+            if generation < self._book_generation.get(symbol, -1):
+                continue  # a newer connection's book is served (a renewal)
+            self._book_generation[symbol] = generation
             bids = [(float(p), float(v)) for p, v, *_ in book["bids"][:depth]]
             asks = [(float(p), float(v)) for p, v, *_ in book["asks"][:depth]]
             if bids and asks and bids[0][0] >= asks[0][0]:
@@ -290,22 +441,78 @@ class ExchangeFeed:
                 return False
             if rows:
                 bars[interval] = rows
+        candles = None
+        rollup = self._rollup_timeframe(exchange)
+        if rollup is not None:
+            candles = await self._candles(exchange, symbol, "1d", rollup[0], ROLLUP_ROWS,
+                                          aligned=False)
+        if not candles:  # no timeframe that lines up with the day: the hours at least
+            candles = bars.get("1h")
         stats = None
-        if "1h" in bars:
-            days = self._days(bars["1h"])
-            if days:
-                bars["1d"] = days
-                stats = self._today(days, bars["1h"])
+        if candles:
+            for interval in ROLLED:
+                rolled = self._rolled(candles, interval)[-WINDOW[interval]:]
+                if rolled:
+                    bars[interval] = rolled
+            if "1d" in bars:
+                stats = self._today(bars["1d"], candles)
+            if rollup is not None and self._tasks is not None and "1M" in bars:
+                self._tasks.create_task(self._older_months(
+                    exchange, history, symbol, code, bars["1M"][0][0]))
+            elif rollup is not None and "1M" in bars:
+                self._older.append((symbol, code, bars["1M"][0][0]))
         if bars:
             history.load_history(code, bars, stats)
         return True
 
+    def _rollup_timeframe(self, exchange: Any) -> tuple[str, int] | None:
+        """The exchange's longest candle (name, ms) that lines up with the service time
+        zone's day (UTC+8: `8h`, whose candles open at 16:00, 00:00 and 08:00 UTC)."""
+        offered = getattr(exchange, "timeframes", None) or {}
+        start = Interval("1d", self.tz).floor(self._clock_ms())
+        for name, length in ROLLUP_TIMEFRAMES.items():
+            if name in offered and start % length == 0:
+                return name, length
+        return None
+
+    async def _older_months(self, exchange: Any, history: HistorySink, symbol: str,
+                            code: str, before: int) -> None:
+        """The month bars before `before` (up to `WINDOW["1M"]` months in all), rolled up
+        from older candles in the background."""
+        month = Interval("1M", self.tz)
+        first = month.floor(self._clock_ms())
+        for _ in range(WINDOW["1M"] - 1):
+            first = month.floor(first - 1)
+        months = await self._rolled_since(exchange, symbol, "1M", first, before)
+        if months:
+            history.load_history(code, {"1M": months}, None)
+
+    async def _rolled_since(self, exchange: Any, symbol: str, interval: str, start: int,
+                            end: int) -> list[BarRow]:
+        """`symbol`'s bars of `interval` (`1d`, `1M`) opening from `start` to before `end`,
+        rolled up from the exchange's candles (`ROLLUP_REQUESTS` requests at most: the
+        newest of them, when the span is longer)."""
+        rollup = self._rollup_timeframe(exchange)
+        if rollup is None:
+            return []
+        timeframe, length = rollup
+        since = max(start, end - ROLLUP_REQUESTS * ROLLUP_ROWS * length)
+        candles: list[BarRow] = []
+        while since < end:
+            rows = await self._candles(exchange, symbol, interval, timeframe, ROLLUP_ROWS,
+                                       since=since, aligned=False)
+            if not rows:
+                break
+            candles.extend(row for row in rows if row[0] < end)
+            since = rows[-1][0] + length
+        return [row for row in self._rolled(candles, interval) if row[0] < end]
     async def _refill(self, exchange: Any, history: HistorySink, symbol: str, code: str,
                       since: int, resumed: int) -> None:
         """After `symbol`'s trades were down from `since` until a trade at `resumed`: the
         exchange's candles of the bars that ended before `resumed`, in place of those built
-        here (a flat bar for the outage, a bar that lacks the trades missed); the bar that
-        `resumed` falls in is fetched again once it has ended (`_reconcile`)."""
+        here (a flat bar for the outage, a bar that lacks the trades missed), days and
+        months rolled up; the bar that `resumed` falls in is fetched again once it has
+        ended (`_reconcile`)."""
         bars: dict[str, list[BarRow]] = {}
         for interval, timeframe in TIMEFRAMES.items():
             aligned = Interval(interval, self.tz)
@@ -318,6 +525,14 @@ class ExchangeFeed:
             if rows:
                 bars[interval] = rows
             self._due.append((aligned.following(current), current, symbol, code, interval))
+        for interval in ROLLED:
+            aligned = Interval(interval, self.tz)
+            current = aligned.floor(resumed)
+            rows = await self._rolled_since(exchange, symbol, interval, aligned.floor(since),
+                                            current)
+            if rows:
+                bars[interval] = rows
+            self._due.append((aligned.following(current), current, symbol, code, interval))
         if bars:
             history.load_history(code, bars, None)
 
@@ -327,50 +542,59 @@ class ExchangeFeed:
         place of those built here."""
         aligned = Interval(interval, self.tz)
         current = aligned.floor(self._clock_ms() - CLOCK_LAG_MS)
-        got = await self._candles(self._exchange, symbol, interval, TIMEFRAMES[interval],
-                                  RECONCILE_ROWS, since=start)
-        rows = [row for row in got or () if row[0] < current]
+        if interval in ROLLED:
+            rows = await self._rolled_since(self._exchange, symbol, interval, start, current)
+        else:
+            got = await self._candles(self._exchange, symbol, interval, TIMEFRAMES[interval],
+                                      RECONCILE_ROWS, since=start)
+            rows = [row for row in got or () if row[0] < current]
         if rows:
             self.reconciled += len(rows)
             history.load_history(code, {interval: rows}, None)
 
     async def _candles(self, exchange: Any, symbol: str, interval: str, timeframe: str,
-                       limit: int, since: int | None = None) -> list[BarRow] | None:
+                       limit: int, since: int | None = None,
+                       aligned: bool = True) -> list[BarRow] | None:
         """`limit` candles of `symbol` from `since` (None: the newest), oldest first, when
-        they line up with this server's bars of `interval`; none after a refusal (a window
-        too long for the exchange), None when it cannot be reached (both logged)."""
+        they line up with this server's bars of `interval` (or are to be rolled up into
+        them: not `aligned`); none after a refusal (a window too long for the exchange),
+        None when it cannot be reached (both logged)."""
         try:
             raw = await exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
-        except _any_error() as exc:
+        except Exception as exc:  # any failure of the fetch is logged, none raised
+            # (an exchange object closed by a renewal mid-fetch fails outside ccxt's errors)
             log.warning("exchange candles failed", extra={
                 "feed": self.name, "symbol": symbol, "interval": interval,
                 "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
-            return None if isinstance(exc, _network_error()[0]) else []
+            refused = isinstance(exc, _any_error()) and not isinstance(
+                exc, _network_error()[0])
+            return [] if refused else None
         rows = [(int(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4]),
                  float(c[5] or 0.0)) for c in raw if None not in c[:5]]
-        aligned = Interval(interval, self.tz)
-        if not rows or aligned.floor(rows[0][0]) != rows[0][0]:
+        if not rows:
+            return []
+        if aligned and Interval(interval, self.tz).floor(rows[0][0]) != rows[0][0]:
             return []  # the service time zone's bars do not line up with the exchange's
         self.candles += len(rows)
         return rows
 
-    def _days(self, hours: list[BarRow]) -> list[BarRow]:
-        """Day bars of the service time zone rolled up from `1h` candles (oldest first),
-        the first day left out unless its first hour is there."""
-        day = Interval("1d", self.tz)
+    def _rolled(self, candles: list[BarRow], interval: str) -> list[BarRow]:
+        """Bars of `interval` (`1d`, `1M`) of the service time zone rolled up from
+        `candles` (oldest first), the first left out unless its first candle opens it."""
+        aligned = Interval(interval, self.tz)
         groups: dict[int, list[BarRow]] = {}
-        for row in hours:
-            groups.setdefault(day.floor(row[0]), []).append(row)
-        days = [combine(start, rows, 8) for start, rows in groups.items()]
-        if days and groups[days[0][0]][0][0] != days[0][0]:
-            days = days[1:]
-        return days
+        for row in candles:
+            groups.setdefault(aligned.floor(row[0]), []).append(row)
+        bars = [combine(start, rows, 8) for start, rows in groups.items()]
+        if bars and groups[bars[0][0]][0][0] != bars[0][0]:
+            bars = bars[1:]
+        return bars
 
-    def _today(self, days: list[BarRow], hours: list[BarRow]) -> DayStats | None:
+    def _today(self, days: list[BarRow], candles: list[BarRow]) -> DayStats | None:
         """The quote's statistics of the newest day of `days`."""
         start, today_open, high, low, close, volume = days[-1]
-        earlier = [row for row in hours if row[0] < start]
+        earlier = [row for row in candles if row[0] < start]
         last_close = earlier[-1][CLOSE] if earlier else today_open
-        return DayStats(day=start, ts=hours[-1][0], price=close, open=today_open, high=high,
+        return DayStats(day=start, ts=candles[-1][0], price=close, open=today_open, high=high,
                         low=low, last_close=last_close, volume=volume,
                         amount=volume * (days[-1][OPEN] + high + low + close) / 4)

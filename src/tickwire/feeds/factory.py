@@ -102,7 +102,7 @@ def _exchanged(i: int, config: ExchangeFeedConfig, data_dir: Path) -> list[Produ
         products[code] = Product(code=code, name=symbol, category=EXCHANGE_CATEGORY,
                                  precision=market.precision,
                                  volume_precision=market.volume_precision,
-                                 depth=config.depth, trades=config.trades > 0)
+                                 depth=config.depth, trades=config.trades)
     return list(products.values())
 
 

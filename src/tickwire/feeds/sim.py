@@ -28,8 +28,8 @@ from tickwire.feeds.history import History, HistoryPlan
 from tickwire.market.bars import CLOSE, BarRow
 from tickwire.market.clock import DAY_MS, TimeZone, now_ms
 from tickwire.market.hours import TradingHours
-from tickwire.market.quotes import RECENT_TRADES, DayStats
-from tickwire.models import BUY, SELL, Product, Update
+from tickwire.market.quotes import DayStats
+from tickwire.models import BUY, RECENT_TRADES, SELL, Product, Update
 
 log = logging.getLogger("tickwire.feeds.sim")
 
@@ -155,7 +155,7 @@ class ProductSim:
         bids, asks = self._book(bid, ask) if book else (None, None)
         price_ticks = bid
         trades: list[tuple[float, float, int]] = []
-        if product.trades:
+        if product.recent_trades:
             side = BUY if rng.random() < 0.5 else SELL
             price_ticks = ask if side == BUY else bid
             size = round(product.lot * size_scale * rng.lognormvariate(0.0, 0.8),
@@ -209,7 +209,7 @@ class ProductSim:
             tops.append(s * (z + sqrt(z * z + 2 * up)) / 2)
             bottoms.append(s * (z - sqrt(z * z + 2 * down)) / 2)
         vscale = 10 ** product.volume_precision
-        if product.trades:
+        if product.recent_trades:
             per_second = product.lot * rate * _MEAN_TRADE * vscale
             volumes = [max(round(seconds * per_second * noise), 1) / vscale for seconds, noise
                        in zip(plan.seconds, _draws(rng, _VOLUME_NOISE, count), strict=True)]

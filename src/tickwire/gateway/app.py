@@ -9,7 +9,7 @@ from aiohttp import web
 
 from tickwire.config import Config
 from tickwire.engine.base import Engine
-from tickwire.gateway import admin, guards, http, ops
+from tickwire.gateway import admin, guards, http, market, ops
 from tickwire.gateway.access import AllowList, parse_network
 from tickwire.gateway.guards import Refusals
 from tickwire.gateway.responses import GZIP, json_errors, name_the_server
@@ -43,6 +43,7 @@ def create_app(config: Config, engine: Engine) -> web.Application:
     if not config.access.admin_listen:
         admin.add_routes(app)
     ops.add_routes(app, gateway)
+    market.add_routes(app)
     app.router.add_get(guards.WS_PATH, websocket)
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop)

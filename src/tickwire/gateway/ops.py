@@ -1,4 +1,5 @@
-"""Operations: `/healthz`, `/metrics` (Prometheus), `/openapi.json`, and the root `/`."""
+"""Operations: `/healthz`, `/metrics` (Prometheus), `/openapi.json`, and the root `/`
+(a redirect to the market page)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tickwire.engine.base import IngestStatus
 from tickwire.feeds.base import FeedState
 from tickwire.gateway.guards import is_websocket
 from tickwire.gateway.http import RULES
+from tickwire.gateway.market import MARKET_PATH
 from tickwire.gateway.responses import json_response
 from tickwire.gateway.state import GATEWAY, Gateway
 from tickwire.gateway.ws import websocket
@@ -169,25 +171,13 @@ async def metrics(request: web.Request) -> web.Response:
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-_ROOT_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>tickwire</title></head>
-<body><h1>tickwire</h1><p>A real-time market-data server.</p><ul>
-<li><a href="/getCategory.php">/getCategory.php</a>: categories</li>
-<li>/getSymbolList.php?category=4: products of a category</li>
-<li>/getQuote.php?code=btcusdt: the latest quote</li>
-<li>/redis.php?code=btcusdt&amp;time=1m&amp;rows=600: K-lines</li>
-<li>ws://this-host/ws: the live stream</li>
-<li><a href="/healthz">/healthz</a>, <a href="/metrics">/metrics</a>,
-<a href="/openapi.json">/openapi.json</a></li></ul></body></html>
-"""
-
-
 async def root(request: web.Request) -> web.StreamResponse:
-    """`/`: a WebSocket upgrade is served as `/ws`; anything else gets a small page (health
-    checks of deployed clients fetch the root and call anything but 2xx or 3xx down)."""
+    """`/`: a WebSocket upgrade is served as `/ws`; anything else is sent to the market page
+    (health checks of deployed clients fetch the root, follow redirects and call anything
+    but 2xx or 3xx down)."""
     if is_websocket(request):
         return await websocket(request)
-    return web.Response(text=_ROOT_PAGE, content_type="text/html")
+    raise web.HTTPFound(MARKET_PATH.lstrip("/"))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -17,9 +17,6 @@ from tickwire.market.bars import volume_units
 from tickwire.market.clock import TimeZone
 from tickwire.models import Product, Update, Verbatim, num
 
-RECENT_TRADES = 5
-"""How many recent trades a quote's `BS` carries, newest first."""
-
 _BUY_KEYS = [(f"BP{i}", f"BV{i}") for i in range(1, 11)]
 _SELL_KEYS = [(f"SP{i}", f"SV{i}") for i in range(1, 11)]
 
@@ -141,8 +138,9 @@ class QuoteState:
         self._bid_levels: list[tuple[float, float]] = []
         self._ask_levels: list[tuple[float, float]] = []
         self._book: tuple[_Top | None, _Top | None, bytes] | None = None
-        self._trades: deque[tuple[int, float, float, int]] = deque(maxlen=RECENT_TRADES)
-        self._trades_json: deque[bytes] = deque(maxlen=RECENT_TRADES)
+        self._kept = product.recent_trades
+        self._trades: deque[tuple[int, float, float, int]] = deque(maxlen=self._kept)
+        self._trades_json: deque[bytes] = deque(maxlen=self._kept)
         self._unencoded_trades = 0  # newest entries of `_trades` not yet in `_trades_json`
         self._rounded = _rounded(product.precision)
         self._sizes = _sizes(product.volume_precision)
@@ -173,7 +171,7 @@ class QuoteState:
 
     def restore(self, saved: DayStats) -> None:
         self._bid_levels, self._ask_levels = saved.bids, saved.asks
-        self._trades = deque(saved.trades, maxlen=RECENT_TRADES)
+        self._trades = deque(saved.trades, maxlen=self._kept)
         self._trades_json.clear()
         self._unencoded_trades = len(self._trades)
         self._book = None
@@ -292,7 +290,7 @@ class QuoteState:
             prices[stats.high], prices[stats.low], self._time, second, bp1, bv1, sp1, sv1,
             _encode(_whole(stats.volume)),
             depth_json if self.product.depth else _EMPTY,
-            self._encode_trades() if self.product.trades else _EMPTY,
+            self._encode_trades() if self._kept else _EMPTY,
             _encode(info) if info else _EMPTY,
             volumes[stats.last_size], prices[diff],
             self._rates[diff / stats.open * 100] if stats.open else b"0",
@@ -321,7 +319,7 @@ class QuoteState:
 
     def _encode_trades(self) -> bytes:
         """`BS`, newest first; each trade is encoded once, when it is first shown."""
-        fresh = min(self._unencoded_trades, RECENT_TRADES)
+        fresh = min(self._unencoded_trades, self._kept)
         if fresh:
             hms, encoded = self._tz.format_hms, self._trades_json
             prices, volumes = self._prices, self._volumes
