@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tickwire.config import Config, ConfigError, SimFeedConfig, load_config, shown_url
+from tickwire.config import (
+    Config,
+    ConfigError,
+    SimFeedConfig,
+    listen_address,
+    load_config,
+    shown_url,
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "tickwire.toml") -> Path:
@@ -236,6 +243,18 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
      'rest_url = "http://127.0.0.1:9"\n', "feeds[0].rest_url", "binance"),
     ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\nsymbols = ["BTC/USDT"]\n'
      'ws_url = "ftp://x"\n', "feeds[0].ws_url", ""),
+    ('[access]\nadmin_token = "t"\nadmin_listen = "1009"\n', "access.admin_listen",
+     "HOST:PORT"),
+    ('[access]\nadmin_token = "t"\nadmin_listen = "::1:1009"\n', "access.admin_listen",
+     "HOST:PORT"),
+    ('[access]\nadmin_token = "t"\nadmin_listen = "127.0.0.1:0"\n', "access.admin_listen",
+     "HOST:PORT"),
+    ('[access]\nadmin_listen = "127.0.0.1:1009"\n', "access.admin_listen",
+     "off without access.admin_token"),
+    ("[websocket]\nidle_timeout = inf\n", "websocket.idle_timeout", "finite"),
+    ("[websocket]\nmessages_per_second = nan\n", "websocket.messages_per_second", "finite"),
+    ("[server]\nhttp_idle_timeout = nan\n", "server.http_idle_timeout", "finite"),
+    ("[[feeds]]\nrate = inf\n", "feeds[0].rate", "finite"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, text: str, key: str, detail: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -244,6 +263,23 @@ def test_config_errors_name_the_key(tmp_path: Path, text: str, key: str, detail:
     assert message.startswith(f"{key}: "), message
     assert detail in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("text", ["[server]\nhost = " + "[" * 5000 + "]" * 5000 + "\n",
+                                  "x = " + "{a=" * 5000 + "1" + "}" * 5000 + "\n"])
+def test_toml_nested_too_deeply_is_a_config_error(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML: nested too deeply"):
+        load_text(tmp_path, text)
+    with pytest.raises(ConfigError, match="TICKWIRE_SERVER_HOST: nested too deeply"):
+        load_config(None, environ={"TICKWIRE_SERVER_HOST": "[" * 5000 + "]" * 5000})
+
+
+def test_admin_listen_takes_an_address_and_port() -> None:
+    for text, host in [("127.0.0.1:1009", "127.0.0.1"), ("[::1]:1009", "::1"),
+                       ("localhost:1009", "localhost")]:
+        config = load_config(None, {"access.admin_token": "t", "access.admin_listen": text},
+                             environ={})
+        assert listen_address(config.access.admin_listen) == (host, 1009)
 
 
 def test_a_bad_environment_value_names_the_key() -> None:

@@ -6,6 +6,8 @@ Every key is validated at start-up; a bad one raises `ConfigError` naming it.
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
 import os
 import re
 import tomllib
@@ -65,6 +67,9 @@ class AccessConfig(msgspec.Struct, forbid_unknown_fields=True):
     time with the admin API or `tickwire allow`)."""
     admin_token: str = ""
     """The bearer token of the admin API; the admin API is off while it is empty."""
+    admin_listen: str = ""
+    """`HOST:PORT` of a listener of its own for the admin API (e.g. `127.0.0.1:1009`): then
+    only there, and absent (404) on `server.port` and `extra_ports`; empty: on those."""
     trusted_proxies: list[str] = []
     """Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges)."""
     ws_connections_per_ip: int = 6
@@ -277,12 +282,14 @@ _ENV_PREFIX = "TICKWIRE_"
 _PATH = re.compile(r"`\$\.?(.*)`")
 
 
-def _env_value(text: str) -> Any:
+def _env_value(name: str, text: str) -> Any:
     """An environment value read as a TOML value when it is one, else as a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(f"{name}: nested too deeply") from None
 
 
 def env_var(section: str, key: str) -> str | None:
@@ -299,7 +306,7 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         if section is None:
             continue
         key = rest[len(section) + 1:]
-        raw.setdefault(section, {})[key] = _env_value(text)
+        raw.setdefault(section, {})[key] = _env_value(name, text)
 
 
 DEFAULT_FEED_KIND = "sim"
@@ -320,9 +327,10 @@ def _key_of(exc: msgspec.ValidationError) -> tuple[str, str]:
     message = _PATH.sub("", text).strip().removesuffix("- at").strip().rstrip(" -")
     key = match[1] if match else ""
     if "unknown field" in message:
-        field = re.search(r"`(\w+)`", message)
+        field = re.search(r"unknown field `(.*)`", message, re.S)
         if field:
-            key = f"{key}.{field[1]}" if key else field[1]
+            name = field[1] if re.fullmatch(r"[\w-]+", field[1]) else json.dumps(field[1])
+            key = f"{key}.{name}" if key else name  # a TOML key, quoted where it must be
             message = "unknown key"
     elif message.startswith(("Invalid enum value", "Invalid value")):
         choices = _choices(key)
@@ -344,7 +352,23 @@ def _choices(key: str) -> list[str]:
     return [str(v) for v in typing.get_args(hint)] if typing.get_origin(hint) is Literal else []
 
 
+def _check_finite(config: Config) -> None:
+    """No setting is NaN or infinite: either passes every `<= 0` check and then means
+    nothing (a timeout that never comes, a rate of NaN)."""
+    parts: list[tuple[str, msgspec.Struct]] = [
+        (name, getattr(config, name)) for name in ENV_SECTIONS]
+    parts += [(f"feeds[{i}]", feed) for i, feed in enumerate(config.feeds)]
+    parts += [(f"products[{i}]", product) for i, product in enumerate(config.products)]
+    for prefix, part in parts:
+        for field in msgspec.structs.fields(part):
+            value = getattr(part, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{prefix}.{field.name}: must be a finite number, "
+                                  f"not {value}")
+
+
 def _validate(config: Config) -> None:
+    _check_finite(config)
     server, access = config.server, config.access
     for key, port in [("server.port", server.port)] + [
         (f"server.extra_ports[{i}]", p) for i, p in enumerate(server.extra_ports)
@@ -363,6 +387,8 @@ def _validate(config: Config) -> None:
                 raise ConfigError(
                     f"access.{field}[{i}]: {entry!r} is not an IP address or CIDR range"
                 ) from None
+    if access.admin_listen:
+        _validate_admin_listen(access)
     if server.http_idle_timeout <= 0:
         raise ConfigError("server.http_idle_timeout: must be greater than 0")
     if access.ws_connections_per_ip < 1:
@@ -428,6 +454,29 @@ def _validate_engine(engine: EngineConfig) -> None:
                           "digits or _ . : -")
 
 
+def listen_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:1009` for an IPv6 address) as (host, port); ValueError if not."""
+    host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 address needs its brackets
+    if not host or any(c in host for c in "[]/ ") or not (port.isascii() and port.isdigit()) \
+            or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text[:64]!r} is not HOST:PORT (e.g. \"127.0.0.1:1009\")")
+    return host, int(port)
+
+
+def _validate_admin_listen(access: AccessConfig) -> None:
+    try:
+        listen_address(access.admin_listen)
+    except ValueError as exc:
+        raise ConfigError(f"access.admin_listen: {exc}") from None
+    if not access.admin_token:
+        raise ConfigError("access.admin_listen: the admin API is off without "
+                          "access.admin_token; set both or neither")
+
+
 def _validate_exchange(i: int, feed: ExchangeFeedConfig) -> None:
     if not _EXCHANGE_ID.match(feed.exchange):
         raise ConfigError(f"feeds[{i}].exchange: {feed.exchange!r} is not a ccxt exchange id "
@@ -487,6 +536,8 @@ def load_config(
             raise ConfigError(f"{path}: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     _apply_env(raw, environ)
     for dotted, value in (overrides or {}).items():
         if value is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import zlib
 from collections.abc import Container, Mapping, Sequence
@@ -19,6 +18,13 @@ from tickwire.errors import ConnectionLost, RateLimited, ServerError, TickwireEr
 
 MAX_RETRY_AFTER = 60.0
 """The longest a `Retry-After` is obeyed (s): a server asking for more gets an error sooner."""
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+"""The most an answer may hold, decompressed (the protocol's biggest is about 100 KiB): a
+server sending more, or a compressed bomb, is a `ServerError`, not the client's memory."""
+
+
+class _TooBig(Exception):
+    pass
 
 
 class _Envelope(msgspec.Struct):
@@ -30,17 +36,35 @@ class _Envelope(msgspec.Struct):
 _envelope = msgspec.json.Decoder(_Envelope, strict=False)
 
 
-def gunzip_if_needed(body: bytes) -> bytes:
+def gunzip_if_needed(body: bytes, limit: int = MAX_ANSWER_BYTES) -> bytes:
     """The body, decompressed if it is still gzip: some servers compress without saying so,
-    and aiohttp already undid a declared `Content-Encoding`. JSON never starts with 0x1f."""
+    and aiohttp already undid a declared `Content-Encoding`. JSON never starts with 0x1f.
+    More than `limit` bytes decompressed raises `_TooBig`."""
     for _ in range(2):
         if body[:2] != b"\x1f\x8b":
             break
+        inflate = zlib.decompressobj(wbits=31)  # gzip framing
         try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error):
+            inflated = inflate.decompress(body, limit + 1)
+        except zlib.error:
             break
+        if len(inflated) > limit:
+            raise _TooBig
+        if not inflate.eof:
+            break  # cut short: not gzip after all, or broken; left as it came
+        body = inflated
     return body
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = MAX_ANSWER_BYTES) -> bytes:
+    """The answer's body (as aiohttp decompressed it), `_TooBig` past `limit` bytes."""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise _TooBig
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def error_message(status: int, body: bytes) -> str:
@@ -184,8 +208,11 @@ class HttpTransport:
                      body: object = None) -> tuple[int, bytes, str | None]:
         async with self.session().request(method, url, params=params, json=body,
                                           timeout=self._timeout) as resp:
-            answer = await resp.read()
-            return resp.status, gunzip_if_needed(answer), resp.headers.get("Retry-After")
+            try:
+                answer = gunzip_if_needed(await _read_bounded(resp))
+            except _TooBig:
+                raise ServerError(f"{url}: answer over {MAX_ANSWER_BYTES} bytes") from None
+            return resp.status, answer, resp.headers.get("Retry-After")
 
     def _no_answer(self, url: str) -> ConnectionLost:
         return ConnectionLost(f"cannot reach {url}: no answer within {self.timeout:g} s")

@@ -139,7 +139,7 @@ class MemoryEngine:
         return self._rates.check(keys, limit)
 
     def health(self) -> dict[str, object]:
-        return {"kind": self.kind, "database": str(self._store.path)}
+        return {"kind": self.kind}  # no file path: /healthz tells no one the server's layout
 
     async def start(self) -> None:
         pass

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from importlib import resources
 
@@ -39,15 +40,27 @@ def state_of(ingest: IngestStatus | None, engine: dict[str, object]) -> str:
     return "ok"
 
 
+_DIRECTORIES = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\":,;()\[\]{}]+/)+(?=[^\s/'\":,;()\[\]{}])")
+"""The folders of an absolute path (`/srv/data/` of `/srv/data/trades.csv`), not of a URL."""
+_ERRORS = ("error", "last_error")
+
+
+def without_folders(part: dict[str, object]) -> dict[str, object]:
+    """`part` of /healthz with its error texts naming files by their names alone: what
+    failed stays clear, where the server keeps its files is not told."""
+    return {key: _DIRECTORIES.sub("", value) if key in _ERRORS and isinstance(value, str)
+            else value for key, value in part.items()}
+
+
 def health(gateway: Gateway, ingest: IngestStatus | None) -> dict[str, object]:
     limits = gateway.config.limits
     engine = gateway.engine.health()
     return {
         "status": state_of(ingest, engine),
         "engine": engine,
-        "feeds": ingest.feeds if ingest else [],
-        "store": ingest.store if ingest else {},
-        "record": ingest.record if ingest else {},
+        "feeds": [without_folders(feed) for feed in ingest.feeds] if ingest else [],
+        "store": without_folders(ingest.store) if ingest else {},
+        "record": without_folders(ingest.record) if ingest else {},
         "connections": len(gateway.hub.connections),
         "subscriptions": gateway.hub.subscription_count,
         "products": len(gateway.engine.catalogue().products),
