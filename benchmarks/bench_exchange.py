@@ -56,6 +56,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ from benchlib import CLIENT_CORE, ROOT, SERVER_CORE, Child, table
 from tickwire.config import Config, ExchangeFeedConfig, ServerConfig
 from tickwire.feeds.base import FeedState
 from tickwire.feeds.markets import make_exchange
+from tickwire.market.bars import Interval
+from tickwire.market.clock import TimeZone
 from tickwire.server import build
 
 sys.path.insert(0, str(ROOT))  # the tests' fake exchange, one copy of it
@@ -213,6 +216,17 @@ class Fake:
         self.passes = 0
         self.trades = 0
 
+    async def give_past(self) -> None:
+        """Each captured symbol's past: one trade at its book's best ask at the start of
+        the service day, so that the feed's fill at start gives its quote the day, as any
+        listed market has, and its books are quoted (a quote without a price shows
+        nothing)."""
+        at = Interval("1d", TimeZone(ServerConfig().timezone)).floor(int(time.time() * 1000))
+        for symbol, book in self.streams.snapshots.items():
+            trade = {"e": "aggTrade", "E": at, "s": symbol, "a": 1, "p": min(book.asks,
+                     key=Decimal), "q": "1", "f": 1, "l": 1, "T": at, "m": False, "M": True}
+            await self.exchange.send(f"{symbol.lower()}@aggTrade", trade, deliver=False)
+
     def messages(self, kind: str, passes: int, trades: int) -> Iterator[Message]:
         diffs = self.streams.diffs(self.passes, passes if kind != "trades" else 0)
         sold = self.streams.trade_messages(self.trades, trades if kind != "books" else 0)
@@ -256,6 +270,7 @@ class Fake:
 
 async def fake_role(data: Path) -> None:
     fake = Fake(data)
+    await fake.give_past()
     async with fake.exchange:
         benchlib.reply({"rest_url": fake.exchange.rest_url, "ws_url": fake.exchange.ws_url,
                         "diffs_per_pass": fake.streams.diffs_per_pass})
