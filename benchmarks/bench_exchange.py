@@ -1,41 +1,52 @@
 """Exchange feed: updates a second that the exchange feed (ccxt) turns into quotes, one core.
 
 A fake Binance sends real exchange data as fast as the socket takes it: the tests'
-`FakeBinance` (`tests/feeds/fake_binance.py`: markets, depth snapshots over HTTP, the raw
-WebSocket streams), in a process of its own pinned to the other core, its CPU measured so
-that a reader sees when it, not the feed, was the limit. It reads the real data in place
-(`../shared/data`) and sends one event a WebSocket message, as Binance does, each stamped
-with its wall clock as it is sent:
+`FakeBinance` (`tests/feeds/fake_binance.py`: markets, depth snapshots and candles over
+HTTP, the raw WebSocket streams), in a process of its own pinned to the other core, its CPU
+measured so that a reader sees when it, not the feed, was the limit. It reads the real data
+in place (`../shared/data`) and sends one event a WebSocket message, as Binance does
+(compressed with permessage-deflate, which ccxt asks for and aiohttp's server grants), each
+stamped with the fake's wall clock as it is sent:
 
 - books: the depth diffs of the capture's four symbols (`cryptofeed_binance_depth`: a
-  30-second capture of NKN/USDT, BLZ/ETH, LRC/BTC and RUNE/EUR) after their REST snapshots,
-  which the fake serves; looped, each pass ending with one diff a symbol that sets every
-  level the pass touched back to the snapshot's (so every pass goes through the capture's
-  own books, never a crossed one), the update ids carried on so that they chain across
-  passes as Binance's do;
+  30-second capture of NKN/USDT, BLZ/ETH, LRC/BTC and RUNE/EUR) that follow their REST
+  snapshots, which the fake serves; looped, each pass ending with one diff a symbol that
+  sets every level the pass touched back to the snapshot's (so every pass goes through the
+  capture's own books, never a crossed one), the update ids carried on so that they chain
+  across passes as Binance's do;
 - trades: the 12,477 real XRP/ETH trades (`freqtrade_binance_XRPETH`) as `aggTrade`
   events, looped, their ids carried on;
 - both: one diff, then one trade, and so on.
 
+Each captured symbol has one trade in the fake's past, at its book's best ask at the start
+of the service day, so that the feed's fill at start gives its quote the day (a book before
+any price shows nothing).
+
 The feed runs in this process, pinned to one core, as `tickwire serve` runs it: the server
-built by `tickwire.server.build` with one exchange feed of the five symbols (history
-fill, snapshots and subscriptions before any clock starts), its ingest started (the feed
-under its supervisor, a persist into SQLite every 0.25 s by the store's writer thread, on
-the same core), and every product watched as if a WebSocket client held it, so that each
-update is encoded into a quote and published. A play is timed from asking the fake to
-send until every trade is handed on and ccxt's book of each symbol holds the last diff
-sent; the process's CPU time over the same span gives core µs per update.
+built by `tickwire.server.build` with one exchange feed of the five symbols (the history
+fill, snapshots and subscriptions done before any clock starts), its ingest started (the
+feed under its supervisor, a persist every 0.25 s into SQLite by the store's writer thread,
+on the same core), and every product watched as if a WebSocket client held it, so that each
+update handed on is encoded into a quote and published. A play is timed from asking the
+fake to send until every trade is handed on and ccxt's book of each symbol holds the last
+diff sent; this process's CPU time over the same span gives core µs per message and per
+update. Books that ccxt applies between two reads of the feed are handed on as one, the
+newest (the feed awaits without pause, but a read of the socket brings many diffs): under
+this flood, far fewer books than diffs.
 
 In the same run, the baselines, on the same core:
 
 - ccxt alone: the same plays awaited with ccxt's `watch_trades` and `watch_order_book`,
-  the same exchange options, nothing done with what they return: what ccxt (its parsing,
-  its order books, aiohttp's WebSocket) costs before the feed does anything;
-- the ingest pipeline over the simulator's updates (`bench_ingest.py`'s `pipeline`), as
-  the server runs it and with every product watched (every update encoded), the ingest
-  benchmark's figures;
-- a cProfile of one feed play of both kinds: the share of the time in ccxt, in aiohttp, in
-  the feed and in the ingest.
+  the feed's exchange options, nothing done with what they return: what ccxt (its
+  parsing, its order books, aiohttp's WebSocket) costs before the feed does anything;
+- the ingest pipeline over the simulator's updates (`bench_ingest.py`'s `pipeline`, 300,000
+  updates with full books), as the server runs it and with every product watched (every
+  update encoded): the ingest benchmark's figures;
+- cProfile over a quarter-sized play of both kinds at the end of the last run: the share
+  of the time in ccxt, aiohttp, the feed and the ingest (the store's thread is not
+  profiled).
+
+Each run starts a fresh server and a fresh ccxt; the figures are the medians of the runs.
 
     .venv/bin/python benchmarks/bench_exchange.py            # the full run (about 4 minutes)
     .venv/bin/python benchmarks/bench_exchange.py --quick    # a tiny run for CI
@@ -48,7 +59,6 @@ import cProfile
 import importlib.util
 import itertools
 import json
-import os
 import pstats
 import statistics
 import sys
@@ -408,8 +418,8 @@ async def play(taker: Taker, fake: Child, kind: str, passes: int, trades: int,
     """Have the fake send one play and time `taker` taking it in (see the module's text)."""
     before = taker.counts()
     wanted = before["trades"] + (trades if kind != "books" else 0)
-    meter = benchlib.CpuMeter({"bench": os.getpid(), "fake": fake.pid})
-    began = time.perf_counter()
+    meter = benchlib.CpuMeter({"fake": fake.pid})
+    began, began_cpu = time.perf_counter(), time.process_time()
     if profile is not None:
         profile.enable()
     fake.send({"cmd": "play", "kind": kind, "passes": passes, "trades": trades})
@@ -421,16 +431,17 @@ async def play(taker: Taker, fake: Child, kind: str, passes: int, trades: int,
                                f"{taker.counts()}, sent {sent}")
         await asyncio.sleep(POLL)
     seconds = time.perf_counter() - began
+    cpu_seconds = time.process_time() - began_cpu  # this process, all its threads
     if profile is not None:
         profile.disable()
     cpu = meter.read()
     after = taker.counts()
     done = {key: after[key] - before[key] for key in after}
-    cpu_seconds = cpu["bench_cpu"] / 100 * seconds
     return {
         "kind": kind, "messages": sent["sent"], "seconds": seconds, **done,
         "fake_send_seconds": sent["seconds"], "cpu_seconds": cpu_seconds,
-        "bench_cpu": cpu["bench_cpu"], "fake_cpu": cpu["fake_cpu"], "others": cpu["others"],
+        "bench_cpu": 100 * cpu_seconds / seconds, "fake_cpu": cpu["fake_cpu"],
+        "others": max(0.0, cpu["others"] - 100 * cpu_seconds / seconds),
         "messages_per_s": sent["sent"] / seconds,
         "updates_per_s": done["updates"] / seconds, "quotes_per_s": done["quotes"] / seconds,
         "us_per_message": 1e6 * cpu_seconds / sent["sent"],
@@ -510,14 +521,32 @@ def time_shares(profile: cProfile.Profile) -> dict[str, float]:
             for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
+def heaviest(profile: cProfile.Profile, count: int) -> dict[str, float]:
+    """The `count` functions of most cumulative time, as a share of the profiled time, by
+    package path and name (`ccxt/base/exchange.py:safe_trade`)."""
+    stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    whole = sum(own for _, _, own, _, _ in stats.values()) or 1.0
+    named = {}
+    for (path, _, name), (_, _, _, cumulative, _) in stats.items():
+        if path != "~":
+            parts = Path(path).parts
+            at = max((i for i, p in enumerate(parts) if p in ("ccxt", "tickwire", "aiohttp",
+                                                              "asyncio")), default=-1)
+            label = "/".join(parts[at:]) if at >= 0 else Path(path).name
+            named[f"{label}:{name}"] = 100 * cumulative / whole
+    return dict(sorted(named.items(), key=lambda kv: -kv[1])[:count])
+
+
 # the baseline: the ingest over the simulator's updates ------------------------------------
 
 def ingest_baselines(count: int, repeats: int, workdir: Path) -> dict[str, float]:
     """`bench_ingest.py`'s pipeline + SQLite over its simulator updates, as the server
-    runs it and with every product watched: updates/s, the median of `repeats`."""
+    runs it and with every product watched: updates a second of this process's CPU time
+    (the store's thread included, as for the feed), the median of `repeats`."""
     encoded = encode_chunks(make_updates(count))
     return {f"sim_{key}": count / statistics.median(
-        pipeline(encoded, workdir, watched=watched)[0] for _ in range(repeats))
+        pipeline(encoded, workdir, watched=watched, clock=time.process_time)[0]
+        for _ in range(repeats))
         for key, watched in (("pipeline", False), ("pipeline_watched", True))}
 
 
@@ -560,7 +589,8 @@ async def conduct(repeats: int, fake: Child, urls: dict[str, Any], workdir: Path
                                profile if n == repeats - 1 else None)
         runs["feed"].append([p for p in feed if not p["profiled"]])
         runs["ccxt"].append(await run_plays(CcxtAlone(urls), fake, sizes))
-    return {"runs": runs, "profiled": feed[-1], "shares": time_shares(profile)}
+    return {"runs": runs, "profiled": feed[-1], "shares": time_shares(profile),
+            "heaviest": heaviest(profile, 16)}
 
 
 def main() -> None:
@@ -600,23 +630,28 @@ def main() -> None:
 def report(args: Any, found: dict[str, Any], baselines: dict[str, float], background: float,
            pinned: bool, sizes: dict[str, tuple[int, int]], diffs_per_pass: int) -> None:
     feed, alone = medians(found["runs"]["feed"]), medians(found["runs"]["ccxt"])
-    rows: list[list[Any]] = []
+    rates: list[list[Any]] = []
+    costs: list[list[Any]] = []
     for kind in KINDS:
-        f, c = feed[kind], alone[kind]
-        rows.append([f"feed + ingest: {kind}", f["messages_per_s"], f["updates_per_s"],
-                     f["quotes_per_s"], f["us_per_message"], f["us_per_update"],
-                     f["bench_cpu"], f["fake_cpu"]])
-        rows.append([f"ccxt alone: {kind}", c["messages_per_s"], c["updates_per_s"], None,
-                     c["us_per_message"], c["us_per_update"], c["bench_cpu"], c["fake_cpu"]])
-    for key, label in (("sim_pipeline", "ingest, sim updates"),
-                       ("sim_pipeline_watched", "ingest, sim, all watched")):
-        rows.append([label, None, baselines[key], None, None, 1e6 / baselines[key], None, None])
-    table(f"Exchange feed: one core, the medians of {args.repeats} runs",
-          ["path", "messages/s", "updates/s", "quotes/s", "us/message", "us/update",
-           "core %", "fake %"], rows)
+        for label, m in ((f"feed + ingest: {kind}", feed[kind]),
+                         (f"ccxt alone: {kind}", alone[kind])):
+            rates.append([label, m["messages_per_s"], m["updates_per_s"],
+                          m["quotes_per_s"] if label.startswith("feed") else None,
+                          m["bench_cpu"], m["fake_cpu"], m["others"]])
+            costs.append([label, m["us_per_message"], m["us_per_update"],
+                          1e6 / m["us_per_message"], 1e6 / m["us_per_update"]])
+    for key, label in (("sim_pipeline", "ingest: sim updates"),
+                       ("sim_pipeline_watched", "ingest: sim, all watched")):
+        costs.append([label, None, 1e6 / baselines[key], None, baselines[key]])
+    table(f"Exchange feed, one core: a second (medians of {args.repeats} runs)",
+          ["path", "messages", "updates", "quotes", "core %", "fake %", "others %"], rates)
+    table("... and core time (a core-second: 1e6 / us)",
+          ["path", "us/message", "us/update", "msgs/core-s", "updates/core-s"], costs)
     share = found["shares"]
     table("Where the feed's time goes (cProfile, a play of both)", ["part", "% of time"],
           [[name, value] for name, value in share.items()])
+    table("The heaviest calls (cumulative)", ["function", "% of time"],
+          [[name, value] for name, value in found["heaviest"].items()])
     both = feed["both"]
     quick = args.quick
     result: dict[str, Any] = {
@@ -627,7 +662,8 @@ def report(args: Any, found: dict[str, Any], baselines: dict[str, float], backgr
                      "diffs_per_pass": diffs_per_pass, "symbols": FEED_SYMBOLS,
                      "quick": quick},
         "feed": feed, "ccxt_alone": alone, "runs": found["runs"],
-        "profiled": found["profiled"], "time_shares": share, "ingest": baselines,
+        "profiled": found["profiled"], "time_shares": share,
+        "heaviest_calls": found["heaviest"], "ingest": baselines,
         "targets": {
             "every trade handed on; each book ccxt's after the last diff, none crossed, "
             "no resync": {"figure": f"{both['updates']:,.0f} updates of both kinds",
