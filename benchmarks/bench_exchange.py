@@ -39,6 +39,9 @@ In the same run, the baselines, on the same core:
 - ccxt alone: the same plays awaited with ccxt's `watch_trades` and `watch_order_book`,
   the feed's exchange options, nothing done with what they return: what ccxt (its
   parsing, its order books, aiohttp's WebSocket) costs before the feed does anything;
+- the socket floor: an aiohttp WebSocket client opened as ccxt opens its own, subscribed to
+  the same streams, reading each message's text and nothing more: what the messages cost
+  before anyone parses them (ccxt alone less this is ccxt's own work);
 - the ingest pipeline over the simulator's updates (`bench_ingest.py`'s `pipeline`, 300,000
   updates with full books), as the server runs it and with every product watched (every
   update encoded): the ingest benchmark's figures;
@@ -70,6 +73,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import benchlib
 from aiohttp import web
 from bench_ingest import encode_chunks, make_updates, pipeline
@@ -97,6 +101,9 @@ from tests.feeds.fake_binance import (
 )
 
 FEED_SYMBOLS = [*SYMBOLS, "XRP/ETH"]
+STREAMS = [f"{symbol.lower()}@{name}" for symbol in [*CAPTURED, XRPETH.symbol]
+           for name in ("depth@100ms", "aggTrade")]
+"""The streams the feed subscribes to (and the socket floor, the same)."""
 KINDS = {"books": "depth diffs, 4 symbols", "trades": "trades, XRP/ETH",
          "both": "diffs and trades, alternating"}
 POLL = 0.002
@@ -263,9 +270,9 @@ class Fake:
             for symbol in CAPTURED:  # a snapshot asked from now on is this book's
                 self.exchange.books[symbol].last_id = self.streams.snapshot_id(symbol,
                                                                               self.passes)
-        if kind != "books":
-            self.trades += trades
-        return {"sent": sent, "seconds": seconds, "trades_sent": self.trades,
+        sold = trades if kind != "books" else 0
+        self.trades += sold
+        return {"sent": sent, "seconds": seconds, "trades": sold,
                 "nonces": {symbol: self.streams.snapshot_id(symbol, self.passes)
                            for symbol in CAPTURED}}
 
@@ -296,26 +303,42 @@ def ccxt_symbol(binance_id: str) -> str:
 
 class Taker:
     """Something in this process that takes the fake's streams in: its counts so far, and
-    whether it has taken in all that was sent."""
+    whether it has taken in all that a play sent."""
 
     name: str
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
 
     def counts(self) -> dict[str, int]:
         raise NotImplementedError
 
-    def caught_up(self, trades: int, nonces: dict[str, int]) -> bool:
-        """Whether `trades` trades in all were taken and each book is at its nonce."""
-        exchange = self.exchange()
-        books = exchange.orderbooks if exchange is not None else {}
-        return self.counts()["trades"] >= trades and all(
-            ccxt_symbol(s) in books and books[ccxt_symbol(s)]["nonce"] == nonce
-            for s, nonce in nonces.items())
+    def caught_up(self, before: dict[str, int], sent: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def check(self) -> str | None:
+        """What went wrong, if anything."""
+        return None
+
+
+class _ThroughCcxt(Taker):
+    """A taker through a ccxt exchange object: caught up when every trade sent was taken
+    and ccxt's book of each symbol holds the last diff sent."""
 
     def exchange(self) -> Any:
         raise NotImplementedError
 
+    def caught_up(self, before: dict[str, int], sent: dict[str, Any]) -> bool:
+        books = self.exchange().orderbooks
+        return self.counts()["trades"] >= before["trades"] + sent["trades"] and all(
+            ccxt_symbol(s) in books and books[ccxt_symbol(s)]["nonce"] == nonce
+            for s, nonce in sent["nonces"].items())
 
-class FeedServer(Taker):
+
+class FeedServer(_ThroughCcxt):
     """The exchange feed with the server's ingest behind it, built as `tickwire serve`
     builds it (without its sockets), every product watched."""
 
@@ -364,7 +387,7 @@ class FeedServer(Taker):
         return None
 
 
-class CcxtAlone(Taker):
+class CcxtAlone(_ThroughCcxt):
     """ccxt's watch_order_book and watch_trades of the same symbols, with the feed's
     exchange options, awaited without pause; nothing is done with what they return."""
 
@@ -407,8 +430,41 @@ class CcxtAlone(Taker):
         return {"updates": self.books + self.trades, "quotes": 0, "books": self.books,
                 "trades": self.trades}
 
-    def check(self) -> str | None:
-        return None
+
+class SocketFloor(Taker):
+    """The floor under ccxt: an aiohttp WebSocket client opened as ccxt opens its own
+    (permessage-deflate asked), subscribed to the same streams, reading each message's
+    text and nothing more."""
+
+    name = "socket floor"
+
+    def __init__(self, urls: dict[str, str]) -> None:
+        self.url = urls["ws_url"]
+        self.messages = 0
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession()
+        self.ws = await self.session.ws_connect(self.url, autoping=False, autoclose=False,
+                                                compress=15, max_msg_size=10_485_760)
+        await self.ws.send_json({"method": "SUBSCRIBE", "params": STREAMS, "id": 1})
+        await self.ws.receive()  # the answer
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for _ in self.ws:
+            self.messages += 1
+
+    async def stop(self) -> None:
+        self.reader.cancel()
+        await asyncio.gather(self.reader, return_exceptions=True)
+        await self.ws.close()
+        await self.session.close()
+
+    def counts(self) -> dict[str, int]:
+        return {"updates": self.messages, "quotes": 0, "books": 0, "trades": 0}
+
+    def caught_up(self, before: dict[str, int], sent: dict[str, Any]) -> bool:
+        return self.messages >= before["updates"] + sent["sent"]
 
 
 # the timed plays --------------------------------------------------------------------------
@@ -417,7 +473,6 @@ async def play(taker: Taker, fake: Child, kind: str, passes: int, trades: int,
                profile: cProfile.Profile | None = None) -> dict[str, Any]:
     """Have the fake send one play and time `taker` taking it in (see the module's text)."""
     before = taker.counts()
-    wanted = before["trades"] + (trades if kind != "books" else 0)
     meter = benchlib.CpuMeter({"fake": fake.pid})
     began, began_cpu = time.perf_counter(), time.process_time()
     if profile is not None:
@@ -425,7 +480,7 @@ async def play(taker: Taker, fake: Child, kind: str, passes: int, trades: int,
     fake.send({"cmd": "play", "kind": kind, "passes": passes, "trades": trades})
     sent = await asyncio.to_thread(fake.receive)
     deadline = time.monotonic() + CATCH_UP
-    while not taker.caught_up(wanted, sent["nonces"]):
+    while not taker.caught_up(before, sent):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{taker.name} did not take in the {kind} play: "
                                f"{taker.counts()}, sent {sent}")
@@ -454,9 +509,7 @@ async def run_plays(taker: Taker, fake: Child, sizes: dict[str, tuple[int, int]]
     """`taker` started, each kind of play in turn, `taker` stopped; with a `profile`, one
     more play of both kinds under it, last."""
     await taker.start()
-    streams = [f"{s.lower()}@{name}" for s in [*CAPTURED, "XRPETH"]
-               for name in ("depth@100ms", "aggTrade")]
-    await asyncio.to_thread(fake.ask, {"cmd": "streams", "streams": streams})
+    await asyncio.to_thread(fake.ask, {"cmd": "streams", "streams": STREAMS})
     plays = [(kind, size, None) for kind, size in sizes.items()]
     if profile is not None:  # a quarter of the size: the profiler slows it down threefold
         passes, trades = sizes["both"]
@@ -581,7 +634,7 @@ def missing() -> str | None:
 async def conduct(repeats: int, fake: Child, urls: dict[str, Any], workdir: Path,
                   sizes: dict[str, tuple[int, int]]) -> dict[str, Any]:
     """The feed's and ccxt's runs, in turn; the last feed run ends with a profiled play."""
-    runs: dict[str, list[list[dict[str, Any]]]] = {"feed": [], "ccxt": []}
+    runs: dict[str, list[list[dict[str, Any]]]] = {"feed": [], "ccxt": [], "floor": []}
     profile = cProfile.Profile()
     for n in range(repeats):
         print(f"run {n + 1} of {repeats}", flush=True)
@@ -589,6 +642,7 @@ async def conduct(repeats: int, fake: Child, urls: dict[str, Any], workdir: Path
                                profile if n == repeats - 1 else None)
         runs["feed"].append([p for p in feed if not p["profiled"]])
         runs["ccxt"].append(await run_plays(CcxtAlone(urls), fake, sizes))
+        runs["floor"].append(await run_plays(SocketFloor(urls), fake, sizes))
     return {"runs": runs, "profiled": feed[-1], "shares": time_shares(profile),
             "heaviest": heaviest(profile, 16)}
 
@@ -629,12 +683,13 @@ def main() -> None:
 
 def report(args: Any, found: dict[str, Any], baselines: dict[str, float], background: float,
            pinned: bool, sizes: dict[str, tuple[int, int]], diffs_per_pass: int) -> None:
-    feed, alone = medians(found["runs"]["feed"]), medians(found["runs"]["ccxt"])
+    feed, alone, floor = (medians(found["runs"][key]) for key in ("feed", "ccxt", "floor"))
     rates: list[list[Any]] = []
     costs: list[list[Any]] = []
     for kind in KINDS:
         for label, m in ((f"feed + ingest: {kind}", feed[kind]),
-                         (f"ccxt alone: {kind}", alone[kind])):
+                         (f"ccxt alone: {kind}", alone[kind]),
+                         (f"socket floor: {kind}", floor[kind])):
             rates.append([label, m["messages_per_s"], m["updates_per_s"],
                           m["quotes_per_s"] if label.startswith("feed") else None,
                           m["bench_cpu"], m["fake_cpu"], m["others"]])
@@ -661,7 +716,7 @@ def report(args: Any, found: dict[str, Any], baselines: dict[str, float], backgr
                                    else 0, "trades": t} for k, (p, t) in sizes.items()},
                      "diffs_per_pass": diffs_per_pass, "symbols": FEED_SYMBOLS,
                      "quick": quick},
-        "feed": feed, "ccxt_alone": alone, "runs": found["runs"],
+        "feed": feed, "ccxt_alone": alone, "socket_floor": floor, "runs": found["runs"],
         "profiled": found["profiled"], "time_shares": share,
         "heaviest_calls": found["heaviest"], "ingest": baselines,
         "targets": {
