@@ -32,9 +32,9 @@ from .fake_binance import (
     CAPTURED,
     SYMBOLS,
     TRADES,
+    XRPETH,
     Book,
     FakeBinance,
-    Listed,
     capture_events,
     capture_markets,
     capture_snapshots,
@@ -182,9 +182,6 @@ async def test_a_gap_in_the_diffs_resyncs_that_symbol_only(shared_data: Path,
 
 
 # bars from real trades -------------------------------------------------------------------------
-
-XRPETH = Listed("XRPETH", "XRP", "ETH", "0.00000001", "1")
-
 
 async def xrpeth_feed(fake: FakeBinance, tmp_path: Path) -> tuple[ExchangeFeed, MarketSink]:
     """A feed of XRP/ETH from `fake`, and a sink of the products a server would have."""
