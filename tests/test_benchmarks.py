@@ -2,7 +2,8 @@
 
 No timing is asserted: a quick run's figures mean nothing. Each must exit 0 and write its JSON
 result with the machine, the command and its targets. Benchmarks that need wrk skip without
-it (Debian package `wrk`; CI installs it).
+it (Debian package `wrk`; CI installs it); the exchange feed's skips without ccxt or the
+real exchange data.
 """
 
 from __future__ import annotations
@@ -20,17 +21,26 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 NEEDS_WRK = {"bench_http.py", "bench_growth.py"}
 NEEDS_WEBSOCKETS = {"bench_fanout.py", "bench_idle.py"}
+NEEDS_EXCHANGE = {"bench_exchange.py"}
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("script", ["bench_ingest.py", "bench_replay.py", "bench_fanout.py",
-                                    "bench_idle.py", "bench_http.py", "bench_growth.py"])
-def test_benchmark_runs_at_tiny_size(script: str, tmp_path: Path) -> None:
+                                    "bench_idle.py", "bench_http.py", "bench_growth.py",
+                                    "bench_redis.py", "bench_exchange.py"])
+def test_benchmark_runs_at_tiny_size(script: str, tmp_path: Path,
+                                     request: pytest.FixtureRequest) -> None:
     if script in NEEDS_WRK and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian package `wrk`)")
+    if script == "bench_redis.py" and shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian package `redis-server`)")
     if script in NEEDS_WEBSOCKETS and importlib.util.find_spec("websockets") is None:
         pytest.skip("websockets is not installed (the `dev` extra has it)")
+    if script in NEEDS_EXCHANGE:
+        if importlib.util.find_spec("ccxt") is None:
+            pytest.skip("ccxt is not installed (the `exchanges` extra)")
+        request.getfixturevalue("shared_data")  # skips, saying why, where it is absent
     proc = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=100,
