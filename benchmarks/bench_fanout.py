@@ -472,7 +472,7 @@ class Feed:
         self.tick = tick
         self.next_product = 0
 
-    async def run(self, rate: float, seconds: float, offset: int, max_lag: float
+    async def run(self, rate: float, seconds: float, offset: int = 0, max_lag: float = 0.1
                   ) -> dict[str, Any]:
         """Each tick: the updates due at `rate`, at most `max_lag` seconds of them (older
         ones are skipped and counted), until `seconds` have passed."""
@@ -575,10 +575,12 @@ def server_command(args: Any, impl: str, clients: int, templates: Path) -> list[
 class Run:
     """One server with the C clients: start both processes, measure."""
 
-    def __init__(self, args: Any, impl: str, clients: int, templates: Path) -> None:
+    def __init__(self, args: Any, impl: str, clients: int,
+                 templates: Path | None = None) -> None:
         self.args, self.impl, self.clients = args, impl, clients
         self.server = Child(f"{impl}-server", pinned(
-            server_command(args, impl, clients, templates), SERVER_CORE, not args.no_pin))
+            server_command(args, impl, clients, templates or Path("-")), SERVER_CORE,
+            not args.no_pin))
         hello = self.server.receive()
         self.port, self.message_bytes, self.loop = hello["port"], hello["message_bytes"], \
             hello["loop"]
@@ -639,25 +641,35 @@ class Run:
             self._noisy(row)
         raise AssertionError("unreachable")
 
-    def latency(self, rate: float, seconds: float) -> dict[str, Any]:
+    def step(self, rate: float, seconds: float, check_every: int = 1) -> dict[str, Any]:
+        """One step at a fixed rate with every push counted, flat (as bench_redis.py reads
+        it; the C clients check every push whatever `check_every` says)."""
+        row = self.latency(rate, seconds, "step")
+        fed, got = row["fed"], row["clients"]
+        return {**fed, **got, "deliveries_per_s": fed["deliveries"] / fed["elapsed"],
+                "server_cpu": row["server_cpu"], "client_cpu": row["client_cpu"],
+                "others": row["others"], "lost": fed["deliveries"] - got["received"]}
+
+    def latency(self, rate: float, seconds: float, label: str = "latency") -> dict[str, Any]:
         """Offer `rate`; every push must arrive, in order, checked by the clients."""
         args = self.args
-        for attempt in range(args.retries + 1):
+        retries = getattr(args, "retries", 0)  # bench_redis.py's arguments have none
+        for attempt in range(retries + 1):
             self.quiesce()
             self.client.ask({"cmd": "reset"})
             self.meter.reset()
             fed = self.server.ask({"cmd": "run", "rate": rate / self.per_update,
                                    "seconds": seconds, "offset": self.offset,
-                                   "max_lag": args.max_lag})
+                                   "max_lag": getattr(args, "max_lag", 0.1)})
             cpu = self.meter.read()
             got = self.client.ask({"cmd": "report", "expect": fed["deliveries"],
                                    "timeout": 3.0})
-            row = self._row("latency", rate, fed, got, cpu, benchlib.rss_bytes(self.server.pid))
+            row = self._row(label, rate, fed, got, cpu, benchlib.rss_bytes(self.server.pid))
             row["ok"] = (got["missed"] == 0 and got["reordered"] == 0 and got["invalid"] == 0
                          and got["closed"] == 0 and got["received"] == fed["deliveries"]
                          and fed["kept_pace"])
             self._print(row)
-            if row["others"] <= 15 or attempt >= args.retries or args.quick:
+            if row["others"] <= 15 or attempt >= retries or args.quick:
                 return row
             self._noisy(row)
         raise AssertionError("unreachable")

@@ -75,12 +75,6 @@ def wait_for_first_quote(url: str, patience: float = 10.0) -> None:
             time.sleep(0.1)
 
 
-def round_the_clock_codes(url: str) -> list[str]:
-    from tickwire.catalogue import load_catalogue
-
-    return [p.code for p in load_catalogue(None).products.values() if p.hours == "24/7"]
-
-
 def measure(url: str, name: str, args: Any, seconds: float, connections: int,
             pid: int) -> dict[str, Any]:
     meter = benchlib.CpuMeter({"server": pid})
@@ -130,7 +124,7 @@ def main() -> None:
                 alone[name] = measure(server.url, name, args, seconds, args.connections,
                                       server.proc.pid)
             # the same paths while the fan-out runs
-            codes = round_the_clock_codes(server.url)
+            codes = benchlib.round_the_clock_codes()
             load = Child("fanout-clients", pinned(
                 [sys.executable, str(Path(__file__).with_name("wsload.py")), "--port",
                  str(server.port), "--count", str(clients), "--codes", ",".join(codes),

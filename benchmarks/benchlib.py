@@ -479,6 +479,14 @@ def start_tickwire(workdir: Path, extra: str = "", data_dir: Path | None = None,
     raise RuntimeError(f"tickwire not ready after {ready_timeout} s")
 
 
+def round_the_clock_codes() -> list[str]:
+    """The shipped catalogue's products that trade round the clock (their simulator runs
+    whatever the hour)."""
+    from tickwire.catalogue import load_catalogue
+
+    return [p.code for p in load_catalogue(None).products.values() if p.hours == "24/7"]
+
+
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return json.loads(resp.read())

@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the real exchange data lives; which tests are slow."""
+"""Shared test fixtures: where the real exchange data lives; which tests are slow; a real
+redis-server."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.redis_server import RedisServer, require_redis, start_redis
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -20,8 +23,9 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-SLOW_FOLDERS = ("e2e", "client")
-"""Tests that start real server processes: `pytest -m "not slow"` leaves them out."""
+SLOW_FOLDERS = ("e2e", "client", "browser")
+"""Tests that start real server processes (and a browser): `pytest -m "not slow"` leaves
+them out."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,3 +42,13 @@ def silent_address() -> Iterator[str]:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         yield f"127.0.0.1:{silent.getsockname()[1]}"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (tests keep apart by key prefix); skips, saying
+    why, where redis-server is not installed."""
+    require_redis()
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

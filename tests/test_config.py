@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tickwire.config import Config, ConfigError, SimFeedConfig, load_config
+from tickwire.config import (
+    Config,
+    ConfigError,
+    SimFeedConfig,
+    listen_address,
+    load_config,
+    shown_url,
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "tickwire.toml") -> Path:
@@ -210,7 +217,15 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
     ("[[feeds]]\nrate = 0\n", "feeds[0].rate", "(0, 100000]"),
     ("feeds = []\n", "feeds", "at least one"),
     ('[[feeds]]\nkind = "nosuch"\n', "feeds[0].kind", "one of: sim, replay"),
-    ('[engine]\nkind = "nosuch"\n', "engine.kind", "memory"),
+    ('[engine]\nkind = "nosuch"\n', "engine.kind", "memory, redis"),
+    ('[engine]\nrole = "gateway"\n', "engine.role", 'kind = "redis"'),
+    ('[engine]\nrole = "nosuch"\n', "engine.role", "all, ingest, gateway"),
+    ('[engine]\nkind = "redis"\nurl = "http://127.0.0.1:6379"\n', "engine.url", "redis://"),
+    ('[engine]\nkind = "redis"\nurl = "redis://"\n', "engine.url", "redis://"),
+    ('[engine]\nkind = "redis"\nlease = 0.5\n', "engine.lease", "1 to 600"),
+    ('[engine]\nkind = "redis"\nprefix = "a b"\n', "engine.prefix", "'a b'"),
+    ('[engine]\non_error = "maybe"\n', "engine.on_error", "open, closed"),
+    ('[engine]\nkind = "redis"\nkept_bars = 100001\n', "engine.kept_bars", "0 to 100000"),
     ('[record]\ncodes = "btcusdt"\n', "record.codes", "array"),
     ("[record]\nfolder = 1\n", "record.folder", "unknown key"),
     ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\n', "feeds[0]", "symbols"),
@@ -228,6 +243,18 @@ def test_explicit_overrides_win_over_environment_and_file(tmp_path: Path) -> Non
      'rest_url = "http://127.0.0.1:9"\n', "feeds[0].rest_url", "binance"),
     ('[[feeds]]\nkind = "exchange"\nexchange = "binance"\nsymbols = ["BTC/USDT"]\n'
      'ws_url = "ftp://x"\n', "feeds[0].ws_url", ""),
+    ('[access]\nadmin_token = "t"\nadmin_listen = "1009"\n', "access.admin_listen",
+     "HOST:PORT"),
+    ('[access]\nadmin_token = "t"\nadmin_listen = "::1:1009"\n', "access.admin_listen",
+     "HOST:PORT"),
+    ('[access]\nadmin_token = "t"\nadmin_listen = "127.0.0.1:0"\n', "access.admin_listen",
+     "HOST:PORT"),
+    ('[access]\nadmin_listen = "127.0.0.1:1009"\n', "access.admin_listen",
+     "off without access.admin_token"),
+    ("[websocket]\nidle_timeout = inf\n", "websocket.idle_timeout", "finite"),
+    ("[websocket]\nmessages_per_second = nan\n", "websocket.messages_per_second", "finite"),
+    ("[server]\nhttp_idle_timeout = nan\n", "server.http_idle_timeout", "finite"),
+    ("[[feeds]]\nrate = inf\n", "feeds[0].rate", "finite"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, text: str, key: str, detail: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -236,6 +263,23 @@ def test_config_errors_name_the_key(tmp_path: Path, text: str, key: str, detail:
     assert message.startswith(f"{key}: "), message
     assert detail in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("text", ["[server]\nhost = " + "[" * 5000 + "]" * 5000 + "\n",
+                                  "x = " + "{a=" * 5000 + "1" + "}" * 5000 + "\n"])
+def test_toml_nested_too_deeply_is_a_config_error(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML: nested too deeply"):
+        load_text(tmp_path, text)
+    with pytest.raises(ConfigError, match="TICKWIRE_SERVER_HOST: nested too deeply"):
+        load_config(None, environ={"TICKWIRE_SERVER_HOST": "[" * 5000 + "]" * 5000})
+
+
+def test_admin_listen_takes_an_address_and_port() -> None:
+    for text, host in [("127.0.0.1:1009", "127.0.0.1"), ("[::1]:1009", "::1"),
+                       ("localhost:1009", "localhost")]:
+        config = load_config(None, {"access.admin_token": "t", "access.admin_listen": text},
+                             environ={})
+        assert listen_address(config.access.admin_listen) == (host, 1009)
 
 
 def test_a_bad_environment_value_names_the_key() -> None:
@@ -326,3 +370,24 @@ def test_serve_with_a_recording_folder_it_cannot_write_in_stops_at_start(
     assert lines[0] == (f"tickwire: record.path: cannot write recordings in {tmp_path / 'rec'}: "
                         "not a folder")
     assert not (tmp_path / "tickwire-data").exists()  # nothing started
+
+
+def test_a_redis_deployment_reads_from_the_file_the_environment_and_flags(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, '[engine]\nkind = "redis"\nurl = "redis://10.0.0.5:6379/1"\n')
+    config = load_config(path, {"engine.role": "gateway"},
+                         environ={"TICKWIRE_ENGINE_ON_ERROR": "closed"})
+    engine = config.engine
+    assert (engine.kind, engine.url, engine.role, engine.on_error, engine.lease,
+            engine.prefix) == ("redis", "redis://10.0.0.5:6379/1", "gateway", "closed", 5.0,
+                               "tickwire")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://:s3cret@10.0.0.5:6379/0", "redis://****@10.0.0.5:6379/0"),
+    ("rediss://app:s3cret@redis.example:6380", "rediss://app:****@redis.example:6380"),
+    ("redis://10.0.0.5:6379/0", "redis://10.0.0.5:6379/0"),
+    ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+])
+def test_a_redis_password_is_never_shown(url: str, shown: str) -> None:
+    assert shown_url(url) == shown

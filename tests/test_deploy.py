@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,8 +57,11 @@ def assert_accepted(args: list[str]) -> None:
         assert f" {option} " in result.stdout, option
 
 
-def show_config(*args: str) -> dict[str, dict[str, object]]:
+def show_config(*args: str, variables: dict[str, str] | None = None
+                ) -> dict[str, dict[str, object]]:
+    """What `tickwire config` says with `args` and only these `TICKWIRE_*` variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    env.update(variables or {})
     result = subprocess.run([sys.executable, "-m", "tickwire", "config", "--json", *args],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
@@ -154,3 +158,53 @@ def test_the_image_builds_and_serves(docker: str, image: str) -> None:
         assert json.loads(shown.stdout)["server"]["data_dir"] == "/data"
     finally:
         subprocess.run([docker, "rm", "-f", name], capture_output=True, timeout=120)
+
+
+# ---- compose: Redis, the ingest, gateways, nginx -------------------------------------------
+
+COMPOSE = DEPLOY / "compose.yaml"
+
+
+def compose() -> dict[str, Any]:
+    yaml = pytest.importorskip("yaml")
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def config_in(service: dict[str, Any]) -> dict[str, dict[str, object]]:
+    """What `tickwire config` says with a service's environment and command options."""
+    return show_config(*service["command"][1:], variables={
+        k: str(v) for k, v in service["environment"].items()})
+
+
+def test_compose_runs_an_ingest_and_gateways_on_its_redis() -> None:
+    services = compose()["services"]
+    assert set(services) == {"redis", "ingest", "gateway", "nginx"}
+    for role in ("ingest", "gateway"):
+        service = services[role]
+        assert service["image"] == "tickwire" and service["command"][0] == "serve"
+        assert_accepted(service["command"])
+        shown = config_in(service)
+        assert shown["engine"]["kind"] == "redis" and shown["engine"]["role"] == role
+        assert shown["engine"]["url"] == "redis://redis:6379/0"
+        assert shown["server"]["host"] == "0.0.0.0"
+    assert services["ingest"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert services["ingest"]["volumes"] == ["tickwire-data:/data"]
+    assert services["gateway"]["deploy"]["replicas"] >= 2
+    assert "redis-server" in services["redis"]["command"]
+
+
+def test_nginx_hands_on_websockets_and_the_clients_address() -> None:
+    conf = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in conf
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf
+    assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in compose()["services"]["nginx"]["volumes"]
+    trusted = json.loads(compose()["services"]["gateway"]["environment"][
+        "TICKWIRE_ACCESS_TRUSTED_PROXIES"])
+    assert trusted  # the gateways believe nginx's X-Forwarded-For
+
+
+def test_the_image_has_the_redis_engine() -> None:
+    assert '"/build[redis]"' in (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    guide = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert "docker compose -f deploy/compose.yaml up -d --build --scale gateway=3" in guide

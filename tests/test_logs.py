@@ -28,3 +28,13 @@ def test_text_lines_have_the_same_time_form() -> None:
     line = TextFormatter("Europe/London").format(record())
     assert line.startswith("2025-12-02T05:05:09.123+00:00 info    ready")
     assert re.search(r"feed=sim$", line)
+
+
+def test_a_client_value_cannot_forge_a_line() -> None:
+    rec = record()
+    rec.path = "/x\n2025-12-02T05:05:09.123+00:00 info    admin token changed"
+    rec.note = "币安 ok"
+    text = TextFormatter("UTC").format(rec)
+    assert "\n" not in text
+    assert "path='/x\\n2025" in text and "note=币安 ok" in text
+    assert json.loads(JsonFormatter("UTC").format(rec))["path"] == rec.path

@@ -19,7 +19,11 @@ def test_the_licence_is_mit_and_the_metadata_says_so() -> None:
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert text.startswith("MIT License\n") and "the tickwire authors" in text
     assert pyproject()["license"] == "MIT"
-    assert pyproject()["license-files"] == ["LICENSE"]
+    licences = pyproject()["license-files"]
+    assert licences[0] == "LICENSE"
+    for vendored in licences[1:]:  # what the market page ships of others, with its terms
+        assert vendored.startswith("src/tickwire/gateway/static/")
+        assert (ROOT / vendored).is_file()
 
 
 def test_the_changelog_has_unreleased_and_the_current_version() -> None:

@@ -6,6 +6,8 @@ Every key is validated at start-up; a bad one raises `ConfigError` naming it.
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
 import os
 import re
 import tomllib
@@ -35,6 +37,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     """The port of the HTTP paths and the WebSocket (the vendor's; below 1024 needs root)."""
     extra_ports: list[int] = []
     """More ports serving the same paths (the vendor's clients also use `ws://HOST/ws`)."""
+    reuse_port: bool = False
+    """Let several gateway processes listen on the same port (`SO_REUSEPORT`, Linux): the
+    kernel spreads new connections over them (what `tickwire cluster` does)."""
     data_dir: str = "./tickwire-data"
     """The folder of the store (K-line history, the allow-list), made on first start."""
     timezone: str = "Asia/Shanghai"
@@ -62,6 +67,9 @@ class AccessConfig(msgspec.Struct, forbid_unknown_fields=True):
     time with the admin API or `tickwire allow`)."""
     admin_token: str = ""
     """The bearer token of the admin API; the admin API is off while it is empty."""
+    admin_listen: str = ""
+    """`HOST:PORT` of a listener of its own for the admin API (e.g. `127.0.0.1:1009`): then
+    only there, and absent (404) on `server.port` and `extra_ports`; empty: on those."""
     trusted_proxies: list[str] = []
     """Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges)."""
     ws_connections_per_ip: int = 6
@@ -195,10 +203,35 @@ in `tickwire.feeds`."""
 
 
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """How the ingest and the gateway meet."""
+    """How the ingest and the gateways meet: in one process, or through a Redis (or Valkey)
+    server that any number of gateway processes on any number of machines share."""
 
-    kind: Literal["memory"] = "memory"
-    """What the ingest and the gateway share: "memory" (one process, SQLite for history)."""
+    kind: Literal["memory", "redis"] = "memory"
+    """What the ingest and the gateway share: "memory" (one process, SQLite for history) or
+    "redis" (the server at `url`: one ingest, any number of gateways)."""
+    url: str = "redis://127.0.0.1:6379/0"
+    """The Redis server of kind "redis": `redis://[[user]:password@]host[:port][/db]`,
+    `rediss://` for TLS, or `unix:///path/to/redis.sock`. A standalone server (not Redis
+    Cluster)."""
+    role: Literal["all", "ingest", "gateway"] = "all"
+    """What this process runs: "all" the feeds and the clients; with kind "redis" also
+    "ingest" (the feeds, the K-lines and the SQLite history, publishing to Redis; no
+    clients: only `/healthz` and `/metrics` on its port) or "gateway" (the clients, served
+    from Redis; no feeds, no data dir)."""
+    on_error: Literal["open", "closed"] = "open"
+    """While Redis cannot be reached: "open" lets WebSockets and requests in, each gateway
+    counting its own against the cap and the limits; "closed" refuses them with a 503. The
+    allow-list never opens: each gateway keeps the last one it read."""
+    lease: float = 5.0
+    """Seconds a gateway's WebSocket counts and watched codes outlive it in Redis when it
+    dies without closing them, and the ingest's hold on `prefix` (1 to 600)."""
+    prefix: str = "tickwire"
+    """The start of every Redis key and channel, so that several deployments can share one
+    Redis server (letters, digits, `_ . : -`)."""
+    kept_bars: int = 0
+    """K-line bars kept in Redis per product and interval (0 up to 100000): as far back as
+    these go, gateways answer `redis.php` from Redis alone; beyond, and beyond the
+    window (600, 300 or 100 bars) when this is less, they ask the ingest's history."""
 
 
 class RecordConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -249,12 +282,14 @@ _ENV_PREFIX = "TICKWIRE_"
 _PATH = re.compile(r"`\$\.?(.*)`")
 
 
-def _env_value(text: str) -> Any:
+def _env_value(name: str, text: str) -> Any:
     """An environment value read as a TOML value when it is one, else as a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(f"{name}: nested too deeply") from None
 
 
 def env_var(section: str, key: str) -> str | None:
@@ -271,7 +306,7 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         if section is None:
             continue
         key = rest[len(section) + 1:]
-        raw.setdefault(section, {})[key] = _env_value(text)
+        raw.setdefault(section, {})[key] = _env_value(name, text)
 
 
 DEFAULT_FEED_KIND = "sim"
@@ -292,9 +327,10 @@ def _key_of(exc: msgspec.ValidationError) -> tuple[str, str]:
     message = _PATH.sub("", text).strip().removesuffix("- at").strip().rstrip(" -")
     key = match[1] if match else ""
     if "unknown field" in message:
-        field = re.search(r"`(\w+)`", message)
+        field = re.search(r"unknown field `(.*)`", message, re.S)
         if field:
-            key = f"{key}.{field[1]}" if key else field[1]
+            name = field[1] if re.fullmatch(r"[\w-]+", field[1]) else json.dumps(field[1])
+            key = f"{key}.{name}" if key else name  # a TOML key, quoted where it must be
             message = "unknown key"
     elif message.startswith(("Invalid enum value", "Invalid value")):
         choices = _choices(key)
@@ -316,7 +352,23 @@ def _choices(key: str) -> list[str]:
     return [str(v) for v in typing.get_args(hint)] if typing.get_origin(hint) is Literal else []
 
 
+def _check_finite(config: Config) -> None:
+    """No setting is NaN or infinite: either passes every `<= 0` check and then means
+    nothing (a timeout that never comes, a rate of NaN)."""
+    parts: list[tuple[str, msgspec.Struct]] = [
+        (name, getattr(config, name)) for name in ENV_SECTIONS]
+    parts += [(f"feeds[{i}]", feed) for i, feed in enumerate(config.feeds)]
+    parts += [(f"products[{i}]", product) for i, product in enumerate(config.products)]
+    for prefix, part in parts:
+        for field in msgspec.structs.fields(part):
+            value = getattr(part, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{prefix}.{field.name}: must be a finite number, "
+                                  f"not {value}")
+
+
 def _validate(config: Config) -> None:
+    _check_finite(config)
     server, access = config.server, config.access
     for key, port in [("server.port", server.port)] + [
         (f"server.extra_ports[{i}]", p) for i, p in enumerate(server.extra_ports)
@@ -335,6 +387,8 @@ def _validate(config: Config) -> None:
                 raise ConfigError(
                     f"access.{field}[{i}]: {entry!r} is not an IP address or CIDR range"
                 ) from None
+    if access.admin_listen:
+        _validate_admin_listen(access)
     if server.http_idle_timeout <= 0:
         raise ConfigError("server.http_idle_timeout: must be greater than 0")
     if access.ws_connections_per_ip < 1:
@@ -349,6 +403,7 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"websocket.{name}: must be greater than 0")
     if ws.ping_interval >= ws.idle_timeout:
         raise ConfigError("websocket.ping_interval: must be less than websocket.idle_timeout")
+    _validate_engine(config.engine)
     if not config.feeds:
         raise ConfigError("feeds: at least one feed is needed")
     for i, feed in enumerate(config.feeds):
@@ -363,6 +418,63 @@ def _validate(config: Config) -> None:
             _validate_relay(i, feed)
         if isinstance(feed, ExchangeFeedConfig):
             _validate_exchange(i, feed)
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+MAX_KEPT_BARS = 100_000
+_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for logs and `/healthz`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    credentials, _, host = rest.partition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user + ':' if user else ''}****@{host}"
+
+
+def _validate_engine(engine: EngineConfig) -> None:
+    if engine.role != "all" and engine.kind != "redis":
+        raise ConfigError(f"engine.role: {engine.role!r} needs engine.kind = \"redis\" "
+                          "(the memory engine runs both in one process)")
+    if engine.kind != "redis":
+        return
+    scheme, sep, rest = engine.url.partition("://")
+    if not sep or scheme not in _REDIS_SCHEMES or not rest.strip("/"):
+        raise ConfigError(f"engine.url: {engine.url!r} is not a redis://, rediss:// or "
+                          "unix:// URL")
+    if not 1 <= engine.lease <= 600:
+        raise ConfigError("engine.lease: must be 1 to 600 seconds")
+    if not 0 <= engine.kept_bars <= MAX_KEPT_BARS:
+        raise ConfigError(f"engine.kept_bars: must be 0 to {MAX_KEPT_BARS}")
+    if not _PREFIX.match(engine.prefix):
+        raise ConfigError(f"engine.prefix: {engine.prefix!r} must be 1 to 64 letters, "
+                          "digits or _ . : -")
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:1009` for an IPv6 address) as (host, port); ValueError if not."""
+    host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 address needs its brackets
+    if not host or any(c in host for c in "[]/ ") or not (port.isascii() and port.isdigit()) \
+            or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text[:64]!r} is not HOST:PORT (e.g. \"127.0.0.1:1009\")")
+    return host, int(port)
+
+
+def _validate_admin_listen(access: AccessConfig) -> None:
+    try:
+        listen_address(access.admin_listen)
+    except ValueError as exc:
+        raise ConfigError(f"access.admin_listen: {exc}") from None
+    if not access.admin_token:
+        raise ConfigError("access.admin_listen: the admin API is off without "
+                          "access.admin_token; set both or neither")
 
 
 def _validate_exchange(i: int, feed: ExchangeFeedConfig) -> None:
@@ -424,6 +536,8 @@ def load_config(
             raise ConfigError(f"{path}: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     _apply_env(raw, environ)
     for dotted, value in (overrides or {}).items():
         if value is None:

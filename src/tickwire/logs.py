@@ -47,10 +47,17 @@ class JsonFormatter(_Formatter):
         return msgspec.json.encode(entry, enc_hook=str).decode()
 
 
+def _one_line(value: object) -> str:
+    """A value as it goes in a text line: a client's path or message with a line break or
+    another control character in it is quoted, so it cannot forge a line of its own."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
+
+
 class TextFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD
+            f"{k}={_one_line(v)}" for k, v in record.__dict__.items() if k not in _STANDARD
         )
         line = f"{self.timestamp(record)} {record.levelname.lower():7} {record.getMessage()}"
         line = f"{line}  {extras}" if extras else line

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from tickwire.catalogue import Catalogue, load_catalogue
-from tickwire.config import Config, ConfigError
+from tickwire.config import Config, ConfigError, listen_address
 from tickwire.datadir import DataDirLock
 from tickwire.engine.base import Engine
 from tickwire.engine.memory import MemoryEngine
@@ -25,7 +25,8 @@ from tickwire.engine.sqlite import SqliteStore
 from tickwire.feeds.base import Feed
 from tickwire.feeds.factory import build_feeds, with_feed_products
 from tickwire.feeds.record import Recorder
-from tickwire.gateway.app import create_app
+from tickwire.gateway.app import create_admin_app, create_app
+from tickwire.gateway.ingest_app import ingest_app
 from tickwire.gateway.lowlevel import JsonErrorAppRunner
 from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.service import IngestService
@@ -53,12 +54,19 @@ def feed_catalogue(config: Config) -> Catalogue:
                               frozenset(p.code for p in config.products))
 
 
-def build_engine(config: Config, catalogue: Catalogue, market: Market,
-                 store: SqliteStore) -> Engine:
-    """The one place that picks the engine (`[engine] kind`)."""
+def build_engine(config: Config, catalogue: Catalogue, market: Market | None,
+                 store: SqliteStore | None) -> Engine:
+    """The one place that picks the engine (`[engine] kind`); a gateway's has no market and
+    no store."""
     if config.engine.kind == "memory":
+        assert market is not None and store is not None  # the config allows no other
         return MemoryEngine(catalogue, market, store)
-    raise AssertionError(f"no engine {config.engine.kind!r}")  # the config allows no other
+    try:
+        from tickwire.engine.redis import RedisEngine
+    except ImportError:
+        raise ConfigError("engine.kind: \"redis\" needs the redis extra: "
+                          "pip install 'tickwire[redis]'") from None
+    return RedisEngine(config.engine, catalogue, market, store)
 
 
 def recorded_codes(config: Config, catalogue: Catalogue) -> list[str]:
@@ -104,18 +112,59 @@ def _is_loopback(host: str) -> bool:
 
 @dataclass(eq=False)
 class Server:
-    """Everything but the sockets; `app` serves the gateway and runs the ingest with it."""
+    """Everything but the sockets; `app` serves the gateway and runs the ingest with it
+    (an ingest's app serves only `/healthz` and `/metrics`; a gateway's runs no ingest)."""
 
     config: Config
     engine: Engine
-    ingest: IngestService
+    ingest: IngestService | None
     feeds: list[Feed]
     app: web.Application
+    admin_app: web.Application | None = None
+    """The admin API on a listener of its own (`access.admin_listen`), else None."""
 
 
 def build(config: Config, feeds: list[Feed] | None = None) -> Server:
-    """Catalogue, feeds, market (restored from the store), engine, ingest and gateway.
-    `feeds` replaces the configured ones (benchmarks and tests bring their own)."""
+    """The process of `[engine] role`: see `build_all`, `build_gateway`."""
+    if config.engine.role == "gateway":
+        return build_gateway(config)
+    return build_all(config, feeds)
+
+
+def build_gateway(config: Config) -> Server:
+    """A gateway: clients served from the engine; no feeds, no store, no data dir."""
+    engine = build_engine(config, load_products(config), None, None)
+    app = create_app(config, engine)
+    _start_engine_first(app, engine)
+
+    async def close_engine(app: web.Application) -> None:
+        await engine.close()
+
+    app.on_cleanup.append(close_engine)
+    return Server(config, engine, None, [], app, _admin_app(config, app))
+
+
+def _admin_app(config: Config, app: web.Application) -> web.Application | None:
+    """The admin API's own app when `access.admin_listen` asks for one (an ingest alone
+    serves no admin API: the allow-list is changed through a gateway or `tickwire allow`)."""
+    if not config.access.admin_listen or config.engine.role == "ingest":
+        return None
+    return create_admin_app(app)
+
+
+def _start_engine_first(app: web.Application, engine: Engine) -> None:
+    """Start the engine before anything else of `app` starts."""
+
+    async def start_engine(app: web.Application) -> None:
+        await engine.start()
+
+    app.on_startup.insert(0, start_engine)
+
+
+def build_all(config: Config, feeds: list[Feed] | None = None) -> Server:
+    """Catalogue, feeds, market (restored from the store), engine, ingest and gateway (an
+    ingest alone for role "ingest"). `feeds` replaces the configured ones (benchmarks and
+    tests bring their own)."""
     catalogue = feed_catalogue(config)
     tz = TimeZone(config.server.timezone)
     market = Market(catalogue.products.values(), tz)
@@ -136,7 +185,10 @@ def build(config: Config, feeds: list[Feed] | None = None) -> Server:
             recorder.close()  # frees its folder
         raise
     service = IngestService(ingest, feeds)
-    app = create_app(config, engine)
+    if config.engine.role == "ingest":
+        app = ingest_app(config, engine)
+    else:
+        app = create_app(config, engine)
 
     async def start_ingest(app: web.Application) -> None:
         await service.start()
@@ -148,30 +200,44 @@ def build(config: Config, feeds: list[Feed] | None = None) -> Server:
         lock.release()
         log.info("stopped; store flushed")
 
+    _start_engine_first(app, engine)
     app.on_startup.append(start_ingest)
     app.on_cleanup.append(stop_ingest)
-    return Server(config, engine, service, feeds, app)
+    return Server(config, engine, service, feeds, app, _admin_app(config, app))
 
 
 async def serve(config: Config) -> None:
     """Run the server until SIGTERM or SIGINT, then shut down cleanly."""
     server = build(config)
-    runner = JsonErrorAppRunner(server.app, access_log=None, handle_signals=False,
-                                shutdown_timeout=5.0,
-                                keepalive_timeout=config.server.http_idle_timeout)
+    runner = _runner(server.app, config)
     await runner.setup()
     host = config.server.host
+    listeners = [(runner, host, port) for port in [config.server.port,
+                                                   *config.server.extra_ports]]
+    runners = [runner]
+    if server.admin_app is not None:
+        admin_runner = _runner(server.admin_app, config)
+        await admin_runner.setup()
+        runners.insert(0, admin_runner)  # cleaned up first: its app shares the main one's
+        listeners.append((admin_runner, *listen_address(config.access.admin_listen)))
     try:
-        for port in [config.server.port, *config.server.extra_ports]:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        for site_runner, site_host, port in listeners:
+            reuse = config.server.reuse_port and site_runner is runner
+            await web.TCPSite(site_runner, site_host, port, reuse_address=True,
+                              reuse_port=reuse or None).start()
     except OSError as exc:
-        await runner.cleanup()
+        for each in runners:
+            await each.cleanup()
         hint = ""
         if exc.errno == errno.EACCES and port < 1024:
             hint = f" (ports below 1024 need root: try --port {port + 7000})"
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+        raise OSError(f"cannot listen on {site_host}:{port}: {exc.strerror}{hint}") from None
+    admin = {"admin": f"http://{config.access.admin_listen}/admin/allow"
+             } if server.admin_app is not None else {}
     log.info("listening", extra={"url": f"http://{host}:{config.server.port}",
-                                 "ws": f"ws://{host}:{config.server.port}/ws"})
+                                 "ws": f"ws://{host}:{config.server.port}/ws",
+                                 "engine": config.engine.kind, "role": config.engine.role,
+                                 **admin})
     warning = loopback_only_warning(config)
     if warning:
         log.warning(warning)
@@ -181,5 +247,11 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
-    with contextlib.suppress(Exception):
-        await runner.cleanup()
+    for each in runners:
+        with contextlib.suppress(Exception):
+            await each.cleanup()
+
+
+def _runner(app: web.Application, config: Config) -> web.AppRunner:
+    return JsonErrorAppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
+                              keepalive_timeout=config.server.http_idle_timeout)

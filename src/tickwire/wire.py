@@ -12,6 +12,8 @@ MAX_CODES_PER_QUOTE = 50
 """Codes in one `getQuote.php` request (PROTOCOL section 5); more are a 400."""
 MAX_PAGE_SIZE = 100
 """Products in one `getSymbolList.php` page; a larger `pageSize` is served as this."""
+MAX_REQUEST_BODY = 64 * 1024
+"""Bytes of an HTTP request body read at most (only the admin API reads one); more is a 413."""
 
 _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
@@ -22,14 +24,26 @@ def envelope(data_json: bytes) -> bytes:
     return b'{"code":200,"msg":"success","data":' + data_json + b"}"
 
 
+def _readable(msg: str) -> str:
+    """`msg` as UTF-8 can carry it: a lone surrogate (a byte that was not UTF-8, kept by a
+    decoder as one) becomes `?` instead of failing the answer that reports it."""
+    return msg.encode("utf-8", "replace").decode("utf-8")
+
+
 def error_body(code: int, msg: str) -> bytes:
     """The protocol's error object: `{"code":CODE,"msg":"...","data":null}`."""
-    return encode({"code": code, "msg": msg, "data": None})
+    try:
+        return encode({"code": code, "msg": msg, "data": None})
+    except UnicodeEncodeError:
+        return encode({"code": code, "msg": _readable(msg), "data": None})
 
 
 def ws_error(code: int, msg: str) -> bytes:
     """A WebSocket error message: `{"code":CODE,"msg":"..."}`."""
-    return encode({"code": code, "msg": msg})
+    try:
+        return encode({"code": code, "msg": msg})
+    except UnicodeEncodeError:
+        return encode({"code": code, "msg": _readable(msg)})
 
 
 def push_message(body: bytes) -> bytes:

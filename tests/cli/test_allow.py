@@ -85,3 +85,11 @@ def test_a_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) 
 def test_a_data_dir_that_is_not_there(tmp_path: Path) -> None:
     line = one_error_line(tickwire("list", "--data-dir", str(tmp_path / "nowhere")))
     assert line == f"tickwire: no data dir at {tmp_path / 'nowhere'}"
+
+
+def test_a_gateways_config_points_elsewhere(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[engine]\nkind = "redis"\nrole = "gateway"\n', encoding="utf-8")
+    line = one_error_line(tickwire("add", "10.0.0.1", "--config", str(config)))
+    assert line == ("tickwire: on a gateway use --server URL --token T (or the ingest's "
+                    "--data-dir)")

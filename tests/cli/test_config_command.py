@@ -105,3 +105,15 @@ def test_a_bad_variable_is_named_too() -> None:
     result = run(env={"TICKWIRE_WEBSOCKET_IDLE_TIMEOUT": "soon"})
     assert result.exit_code == 2
     assert "websocket.idle_timeout" in result.output
+
+
+def test_a_redis_deployment_s_flags_and_its_password_hidden() -> None:
+    result = run("--engine", "redis", "--role", "gateway", "--engine-url",
+                 "redis://:s3cret@10.0.0.5:6379/0", "--json")
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    engine = json.loads(result.output)["engine"]
+    assert (engine["kind"], engine["role"], engine["url"]) == (
+        "redis", "gateway", "redis://****@10.0.0.5:6379/0")
+    refused = run("--role", "ingest")
+    assert refused.exit_code == 2 and "engine.role" in refused.output

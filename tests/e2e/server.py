@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,17 +34,39 @@ class Server:
     config_path: Path
     proc: subprocess.Popen[bytes]
     log_path: Path
+    host: str = "127.0.0.1"
+    """The address it listens on."""
+
+    @property
+    def address(self) -> str:
+        """Where a client on this machine reaches it: `127.0.0.1`, or `[::1]` for IPv6."""
+        if ":" in self.host:
+            return "[::1]"
+        return "127.0.0.1" if self.host == "0.0.0.0" else self.host
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://{self.address}:{self.port}/ws"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def rss_kib(self) -> int:
+        """The process's resident memory, KiB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+)", status)
+        assert match is not None
+        return int(match[1])
+
+    def errors_logged(self) -> list[str]:
+        """The lines of its log at level error (or anything it printed that is not a log
+        line, such as a traceback)."""
+        return [line for line in self.log().split("\n")  # lines as a log reader cuts them
+                if line and ('"level":"error"' in line or not line.startswith("{"))]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc.poll() is None:
@@ -75,6 +98,23 @@ def start_server(
     """Start `tickwire serve` with a config of `extra_config` and wait for a ready /healthz
     (or, without `ready`, for any answer of it: a server still starting says 503, one that
     does not admit this address 403)."""
+    server = launch_server(workdir, extra_config, data_dir, port, host)
+    wait_ready(server, ready_timeout, ready)
+    return server
+
+
+def wait_ready(server: Server, timeout: float = 90, ready: bool = True) -> None:
+    """Wait as `start_server` does; a server that is not ready in time is killed."""
+    try:
+        _wait_ready(server, timeout, (200,) if ready else (200, 403, 503))
+    except BaseException:
+        server.kill()  # whatever went wrong, no server is left running
+        raise
+
+
+def launch_server(workdir: Path, extra_config: str = "", data_dir: Path | None = None,
+                  port: int | None = None, host: str = "127.0.0.1") -> Server:
+    """Start `tickwire serve` as `start_server` does, without waiting for it."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     data_dir = data_dir or workdir / "data"
@@ -88,13 +128,7 @@ def start_server(
             [sys.executable, "-m", "tickwire", "serve", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
-    server = Server(port, data_dir, config, proc, log_path)
-    try:
-        _wait_ready(server, ready_timeout, (200,) if ready else (200, 403, 503))
-    except BaseException:
-        server.kill()  # whatever went wrong, no server is left running
-        raise
-    return server
+    return Server(port, data_dir, config, proc, log_path, host)
 
 
 def _wait_ready(server: Server, timeout: float, statuses: tuple[int, ...]) -> None:

@@ -1,11 +1,12 @@
 """What clients already deployed against the vendor's service need (PROTOCOL sections 1, 7
 and 8): no frame but `body` (and the pong asked for) on a plain `/ws`, error replies only on
-`/ws?errors=1`, the root answering health checks and WebSocket upgrades, and the codes
-those clients default to."""
+`/ws?errors=1`, the root answering health checks (a redirect to the market page) and
+WebSocket upgrades, and the codes those clients default to."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import re
 import time
@@ -92,10 +93,16 @@ async def test_plain_ws_sends_only_bodies_and_pongs_and_errors_1_sends_the_error
 
 
 def test_the_root_answers_health_checks(deployed: Server) -> None:
+    """A redirect to the market page, which answers 200 (PROTOCOL section 1)."""
     for method in ("GET", "HEAD"):
+        connection = http.client.HTTPConnection("127.0.0.1", deployed.port, timeout=5)
+        connection.request(method, "/")
+        first = connection.getresponse()
+        assert (first.status, first.getheader("Location")) == (302, "market")
+        connection.close()
         request = urllib.request.Request(deployed.url, method=method)
         with urllib.request.urlopen(request, timeout=5) as resp:
-            assert resp.status == 200
+            assert resp.status == 200 and resp.url == f"{deployed.url}/market"
             assert resp.headers["Content-Type"].startswith("text/html")
 
 

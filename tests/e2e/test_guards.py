@@ -51,12 +51,6 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def rss_kib(server: Server) -> int:
-    with open(f"/proc/{server.proc.pid}/status") as fh:
-        status = fh.read()
-    return int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
-
-
 def metric(server: Server, name: str, labels: str = "") -> float:
     with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as resp:
         text = resp.read().decode()
@@ -175,10 +169,10 @@ def test_stopped_reader_is_closed_and_does_not_slow_others(guarded: Server) -> N
             return rtts, pushes
 
         before, pushes_before = asyncio.run(healthy(2))
-        rss_before = rss_kib(guarded)
+        rss_before = guarded.rss_kib()
         reader.send_signal(signal.SIGSTOP)
         during, pushes_during = asyncio.run(healthy(6))
-        rss_during = rss_kib(guarded)
+        rss_during = guarded.rss_kib()
         deadline = time.monotonic() + 10
         while closed_by_server(guarded) == closed_before:  # idle or slow, whichever is first
             assert time.monotonic() < deadline, "stopped reader never closed"
@@ -302,7 +296,7 @@ def http_get(url: str, attempts: int = 5) -> tuple[int, dict[str, Any]]:
 
 
 def test_hostile_http_gets_clear_errors_and_memory_returns(guarded: Server) -> None:
-    rss_before = rss_kib(guarded)
+    rss_before = guarded.rss_kib()
     for _ in range(3):
         for path, status, msg in HOSTILE_HTTP:
             code, body = http_get(guarded.url + path)
@@ -312,7 +306,7 @@ def test_hostile_http_gets_clear_errors_and_memory_returns(guarded: Server) -> N
     huge = http_get(f"{guarded.url}/redis.php?code=btcusdt&time=1m&rows=" + "9" * 500)
     assert huge[0] == 200 and len(huge[1]) == 600  # more than the most is clamped
     asyncio.run(served_normally(guarded))
-    assert rss_kib(guarded) - rss_before < 16 * 1024
+    assert guarded.rss_kib() - rss_before < 16 * 1024
 
 
 def test_trickling_requests_and_unfinished_handshakes_are_cut(guarded: Server) -> None:

@@ -324,7 +324,7 @@ def test_metrics_are_prometheus_text(server: Server) -> None:
     _status, headers, body = get(server, "/metrics")
     text = body.decode()
     assert headers["Content-Type"].startswith("text/plain")
-    for name in ("tickwire_ws_connections", "tickwire_subscriptions",
+    for name in ("tickwire_ws_connections", "tickwire_subscriptions", "tickwire_tasks",
                  "tickwire_deliveries_total", "tickwire_updates_total",
                  "tickwire_store_lag_seconds"):
         assert re.search(rf"^{name} [0-9.e+]+$", text, re.M), name

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, assume, settings
+from hypothesis import assume
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -29,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.e2e.conftest import GENEROUS_LIMITS, small_config
 from tests.e2e.server import Server, start_server
+from tests.fuzzing import cases, report, run_cases
 
 PATHS = {
     "/getQuote.php",
@@ -85,13 +87,6 @@ def test_openapi_document_is_served(openapi_server: Server, api_schema: Any) -> 
     api_schema.validate()  # against the OpenAPI 3.1 meta-schema
 
 
-@pytest.fixture
-def _schemathesis_node_id(request: pytest.FixtureRequest) -> None:
-    """schemathesis 4.x's lazy loader reads `node._nodeid`, which pytest 9 no longer has."""
-    if not hasattr(request.node, "_nodeid"):
-        request.node._nodeid = request.node.nodeid
-
-
 def _request_target(case: Any) -> str:
     """The path and query string the case sends, percent-encoded as on the wire."""
     sent = case.as_transport_kwargs()
@@ -99,15 +94,35 @@ def _request_target(case: Any) -> str:
     return str(request.prepare().path_url)
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+CASES_PER_PARAMETER = (25, 1000)
+"""Cases of each operation and mode (valid, invalid data) per query parameter (an operation
+without any counts as one): short run, full run (`TICKWIRE_FUZZ=full`)."""
 
 
-@pytest.mark.usefixtures("_schemathesis_node_id")
-@schema.parametrize()
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-def test_server_conforms_to_openapi(case: Any, http: requests.Session) -> None:
-    assume(len(_request_target(case)) <= MAX_REQUEST_TARGET)
-    case.call_and_validate(session=http, checks=CHECKS)
+@pytest.mark.fuzz
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+@pytest.mark.parametrize("path", sorted(PATHS - {"/openapi.json"}))
+def test_server_conforms_to_openapi(openapi_server: Server, api_schema: Any, path: str,
+                                    mode: GenerationMode, http: requests.Session) -> None:
+    """Generated requests of one operation (the document's examples, boundary values,
+    random valid or invalid data): each answer has a documented status, content type,
+    headers and body, never a 5xx, and invalid requests are refused."""
+    operation = api_schema[path]["GET"]
+    parameters = len(list(operation.iter_parameters()))
+    if mode is GenerationMode.NEGATIVE and not parameters:
+        pytest.skip("no parameter to make invalid (test_http_fuzz.py sends it anything)")
+    count = cases(*CASES_PER_PARAMETER) * max(1, parameters)
+    rss_before = openapi_server.rss_kib()
+
+    def check(case: Any) -> None:
+        assume(len(_request_target(case)) <= MAX_REQUEST_TARGET)
+        case.call_and_validate(session=http, checks=CHECKS)
+
+    ran = run_cases(operation.as_strategy(generation_mode=mode), count, check)
+    growth = openapi_server.rss_kib() - rss_before
+    report(f"openapi {path} {mode}", cases=ran, rss_growth_kib=growth)
+    assert growth < 16 * 1024
+    assert openapi_server.errors_logged() == []
 
 
 def test_rate_limited_answer_conforms(api_schema: Any, strict_server: Server,

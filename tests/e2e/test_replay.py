@@ -34,8 +34,9 @@ def trades_csv(shared_data: Path, out: Path) -> Path:
     return out
 
 
-def replay_config(path: Path, extra: str = "") -> str:
-    return small_config(GENEROUS_LIMITS + f"""
+def replay_feeds(path: Path, extra: str = "") -> str:
+    """Limits out of the way, the simulator and a replay of xrpeth's trades at speed 0."""
+    return GENEROUS_LIMITS + f"""
 [[feeds]]
 kind = "sim"
 
@@ -44,7 +45,11 @@ kind = "replay"
 path = "{path}"
 speed = 0
 code = "xrpeth"
-{extra}""")
+{extra}"""
+
+
+def replay_config(path: Path, extra: str = "") -> str:
+    return small_config(replay_feeds(path, extra))
 
 
 def get_json(server: Server, path: str) -> Any:

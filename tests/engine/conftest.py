@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.redis_server import RedisServer, unique_prefix
 from tickwire.catalogue import Catalogue, load_catalogue
+from tickwire.config import EngineConfig
 from tickwire.engine.base import Engine
 from tickwire.engine.memory import MemoryEngine
+from tickwire.engine.redis import RedisEngine
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.ingest.pipeline import Ingest
 from tickwire.ingest.writer import StoreWriter
 from tickwire.market import Market, TimeZone
 
 CODES = ["btcusdt", "ethusdt", "hf_GC"]
-ENGINES = ["memory"]
+ENGINES = ["memory", "redis"]
 """Engine kinds the contract runs against (a new engine adds its kind and its case below)."""
 
 
@@ -33,22 +36,39 @@ class Harness:
         self.ingest.persist()
         self.ingest.writer.flush()
 
+    async def settle(self) -> None:
+        """Until what the ingest handed to the engine is where the gateway reads it (at
+        once in one process; a shared engine writes and delivers it in the background)."""
+        if isinstance(self.engine, RedisEngine):
+            await self.engine.settle()
+
 
 def _catalogue() -> Catalogue:
     shipped = load_catalogue(None)
     return Catalogue(shipped.categories, [shipped.products[c] for c in CODES])
 
 
+def redis_settings(server: RedisServer, role: str = "all") -> EngineConfig:
+    """A Redis engine's settings on `server`, under a prefix of its own, short leases."""
+    return EngineConfig(kind="redis", url=server.url, role=role,  # type: ignore[arg-type]
+                        prefix=unique_prefix(), lease=2)
+
+
 @pytest.fixture(params=ENGINES)
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     catalogue = _catalogue()
     market = Market(catalogue.products.values(), TimeZone("Asia/Shanghai"))
     store = SqliteStore(tmp_path / "tickwire.sqlite3")
     if request.param == "memory":
         engine: Engine = MemoryEngine(catalogue, market, store)
+    elif request.param == "redis":  # one process in both roles, through a real Redis
+        server = request.getfixturevalue("redis_server")
+        engine = RedisEngine(redis_settings(server), catalogue, market, store)
     else:  # pragma: no cover - every kind of ENGINES is built above
         raise AssertionError(request.param)
     ingest = Ingest(market, engine, store, StoreWriter(store))
+    await engine.start()
     yield Harness(engine, ingest)
+    await engine.close()
     ingest.writer.close()
     store.close()

@@ -1,5 +1,6 @@
 """The contract of every engine: what the ingest and the gateway may count on, whichever
-engine joins them. Each test runs against every kind in `ENGINES`."""
+engine joins them. Each test runs against every kind in `ENGINES`; `harness.settle()` waits
+for what a shared engine does in the background (nothing to wait for in one process)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ def test_the_catalogue_is_the_one_served(harness: Harness) -> None:
     assert list(harness.engine.catalogue().products) == CODES
 
 
-def test_updates_reach_subscribers_of_watched_codes_in_order(harness: Harness) -> None:
+async def test_updates_reach_subscribers_of_watched_codes_in_order(harness: Harness) -> None:
     engine, ingest = harness.engine, harness.ingest
     got: list[list[tuple[str, bytes]]] = []
     engine.subscribe(got.append)
     engine.watch("btcusdt")
     ingest.publish([tick("btcusdt", T0, 100.0), tick("ethusdt", T0, 50.0),
                     tick("btcusdt", T0 + 1, 101.0)])
+    await harness.settle()
     assert [(code, json.loads(body)["Price"]) for batch in got for code, body in batch] == \
         [("btcusdt", 100), ("btcusdt", 101)]
 
@@ -51,6 +53,7 @@ async def test_latest_is_the_newest_quote_watched_or_not(harness: Harness) -> No
     engine.watch("ethusdt")
     ingest.publish([tick("btcusdt", T0, 100.0), tick("btcusdt", T0 + 5, 102.5),
                     tick("ethusdt", T0, 50.0)])
+    await harness.settle()
     btc, eth = await engine.latest(["btcusdt", "ethusdt"])
     assert btc is not None and json.loads(btc)["Price"] == 102.5
     assert eth is not None and json.loads(eth)["Price"] == 50
@@ -67,6 +70,7 @@ async def test_klines_window_then_history_beyond_it(harness: Harness) -> None:
         ingest.publish([tick("btcusdt", T0 + i * 30_000, 2000.0 + i)])
     ingest.sink(["btcusdt"]).advance(T0 + 3 * MINUTE)
     harness.store_now()
+    await harness.settle()
     newest = [json.loads(b) for b in await engine.klines("btcusdt", "1m", 600, None)]
     assert len(newest) == 600
     assert [bar[0] for bar in newest[:4]] == [T0 + 3 * MINUTE, T0 + 2 * MINUTE,

@@ -161,6 +161,10 @@ class Listed:
     step: str
 
 
+XRPETH = Listed("XRPETH", "XRP", "ETH", "0.00000001", "1")
+"""The market of the real trades (`freqtrade_trades`)."""
+
+
 class FakeBinance:
     def __init__(self, markets: list[Listed], books: dict[str, Book] | None = None) -> None:
         self.markets = {m.symbol: m for m in markets}

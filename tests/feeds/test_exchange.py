@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from tickwire.catalogue import load_catalogue
 from tickwire.config import ExchangeFeedConfig
 from tickwire.feeds import exchange as exchange_feed
 from tickwire.feeds.base import FeedState
-from tickwire.feeds.exchange import ExchangeFeed
+from tickwire.feeds.exchange import TIMEFRAMES, ExchangeFeed
 from tickwire.feeds.factory import with_feed_products
 from tickwire.market import Market
 from tickwire.market.bars import BarRow, Interval
@@ -32,9 +32,9 @@ from .fake_binance import (
     CAPTURED,
     SYMBOLS,
     TRADES,
+    XRPETH,
     Book,
     FakeBinance,
-    Listed,
     capture_events,
     capture_markets,
     capture_snapshots,
@@ -183,9 +183,6 @@ async def test_a_gap_in_the_diffs_resyncs_that_symbol_only(shared_data: Path,
 
 # bars from real trades -------------------------------------------------------------------------
 
-XRPETH = Listed("XRPETH", "XRP", "ETH", "0.00000001", "1")
-
-
 async def xrpeth_feed(fake: FakeBinance, tmp_path: Path) -> tuple[ExchangeFeed, MarketSink]:
     """A feed of XRP/ETH from `fake`, and a sink of the products a server would have."""
     config = ExchangeFeedConfig("binance", ["XRP/ETH"], rest_url=fake.rest_url,
@@ -193,15 +190,19 @@ async def xrpeth_feed(fake: FakeBinance, tmp_path: Path) -> tuple[ExchangeFeed, 
     return ExchangeFeed(config, TZ), MarketSink(await products_of(config, tmp_path))
 
 
-async def play_trades(shared_data: Path, tmp_path: Path, count: int,
+async def play_trades(shared_data: Path | list[dict[str, Any]], tmp_path: Path, count: int,
                       outage: tuple[int, int] | None = None, burst: int = 50,
                       pause: float = 0.001, renew_after: float | None = None,
-                      renewals: int = 0) -> tuple[ExchangeFeed, MarketSink, FakeBinance]:
+                      renewals: int = 0,
+                      settled: Callable[[MarketSink], bool] = lambda sink: True,
+                      ) -> tuple[ExchangeFeed, MarketSink, FakeBinance]:
     """The first `count` XRPETH trades through the fake to a feed, `burst` at a time with
     a `pause` between; during `outage` (trade numbers) every socket is closed and the
     trades are not delivered; the feed renews its connection every `renew_after` s, and
-    the trades stop early once it has done so `renewals` times."""
-    trades = freqtrade_trades(shared_data)[:count]
+    the trades stop early once it has done so `renewals` times; the feed runs until what
+    it handed on is `settled`."""
+    trades = (freqtrade_trades(shared_data) if isinstance(shared_data, Path)
+              else shared_data)[:count]
     async with FakeBinance([XRPETH], {"XRPETH": Book(last_id=1)}) as fake:
         feed, sink = await xrpeth_feed(fake, tmp_path)
         if renew_after is not None:
@@ -228,8 +229,10 @@ async def play_trades(shared_data: Path, tmp_path: Path, count: int,
             assert not task.done()
             if outage is not None:
                 # the bars of the outage refilled, the bar of the return reconciled
-                await until(lambda: feed.reconciled >= len(INTERVALS) - 2 and not feed._due)
+                await until(lambda: feed.reconciled >= len(TIMEFRAMES) and not [
+                    due for due in feed._due if due[4] in TIMEFRAMES])
                 await asyncio.sleep(0.2)
+            await until(lambda: settled(sink))
     return feed, sink, fake
 
 
@@ -295,6 +298,29 @@ async def test_a_planned_renewal_of_the_connection_loses_and_doubles_no_trade(
     assert fake.trades["XRPETH"] == trades
     assert_minutes_are_binances(sink, shared_data, trades[0]["T"] // 60_000 * 60_000,
                                 trades[-1]["T"] // 60_000 * 60_000)
+
+
+async def test_the_day_of_an_outage_is_the_exchanges_once_it_has_ended(
+        tmp_path: Path) -> None:
+    # a trade a minute through a whole day three days ago, then one the next day
+    day = Interval("1d", TZ)
+    start = day.floor(int(time.time() * 1000)) - 3 * 86_400_000
+    times = [*range(start, start + 86_400_000, 60_000), start + 86_400_000 + 30_000]
+    trades = [{"e": "aggTrade", "E": ts, "s": "XRPETH", "a": k, "p": f"{1 + k % 89 / 100:.2f}",
+               "q": str(1 + k % 7), "T": ts, "m": k % 3 == 0} for k, ts in enumerate(times)]
+    outage = (500, 700)
+
+    def mended(sink: MarketSink) -> list[BarRow]:
+        return [bar for _, bars, _ in sink.loads for bar in bars.get("1d", ())
+                if bar[0] == start]
+
+    feed, sink, _ = await play_trades(trades, tmp_path, len(trades), outage,
+                                      settled=lambda sink: bool(mended(sink)))
+    # the day's bar as built here lacks the trades of the outage; at its end it is mended
+    [expected] = [bar for bar in rolled_up(trades, day) if bar[0] == start]
+    assert mended(sink) == [expected]
+    assert sink.bars[("xrpeth", "1d")][start] == expected
+    assert feed.trades == len(trades) - (outage[1] - outage[0])
 
 
 async def test_a_down_exchange_is_the_feed_state_with_the_reason(shared_data: Path,

@@ -11,7 +11,7 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from tickwire.engine.base import IngestStatus
-from tickwire.gateway.ops import _status, feed_metrics
+from tickwire.gateway.ops import feed_metrics, state_of
 
 
 @pytest.mark.parametrize(("ingest", "status"), [
@@ -23,7 +23,14 @@ from tickwire.gateway.ops import _status, feed_metrics
     (IngestStatus(ready=True, feeds=[{"state": "live"}], record_ok=False), "degraded"),
 ])
 def test_health_status(ingest: IngestStatus | None, status: str) -> None:
-    assert _status(ingest) == status
+    assert state_of(ingest, {"kind": "memory"}) == status
+
+
+def test_an_engine_not_well_is_degraded_once_ready() -> None:
+    ready = IngestStatus(ready=True, feeds=[{"state": "live"}])
+    assert state_of(ready, {"kind": "redis", "ok": False}) == "degraded"
+    assert state_of(ready, {"kind": "redis", "ok": True}) == "ok"
+    assert state_of(None, {"kind": "redis", "ok": False}) == "starting"
 
 
 def feed_metrics_text(feeds: list[dict[str, object]]) -> str:

@@ -15,7 +15,7 @@ import pytest
 from tickwire.client.backoff import Backoff
 from tickwire.engine.base import IngestStatus
 from tickwire.feeds.base import FeedState, HistorySink, Sink
-from tickwire.gateway.ops import _status
+from tickwire.gateway.ops import state_of
 from tickwire.ingest.supervisor import FeedRunner
 from tickwire.models import Update
 
@@ -148,7 +148,7 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def health(runner: FeedRunner) -> str:
-    return _status(IngestStatus(ready=True, feeds=[runner.status()]))
+    return state_of(IngestStatus(ready=True, feeds=[runner.status()]), {})
 
 
 async def test_a_feed_that_goes_live_down_by_itself_recovers_raises_and_finishes(

@@ -1,4 +1,5 @@
-"""The `tickwire` command: `serve`, `config`, the client commands, `status` and `allow`.
+"""The `tickwire` command: `serve`, `cluster`, `config`, the client commands, `status` and
+`allow`.
 
 `main` is the console script's entry point; `app` is the typer application.
 """
@@ -13,6 +14,7 @@ import typer
 
 from tickwire.cli.allow import allow_app
 from tickwire.cli.client_commands import categories, kline, quote, record, symbols, watch
+from tickwire.cli.cluster import cluster
 from tickwire.cli.config_command import show_config
 from tickwire.cli.serve import serve
 from tickwire.cli.status import status
@@ -20,6 +22,7 @@ from tickwire.cli.status import status
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="tickwire: a self-hosted real-time market-data server and client.")
 app.command()(serve)
+app.command()(cluster)
 app.command("config")(show_config)
 for _command in (quote, kline, categories, symbols, watch, record, status):
     app.command()(_command)

@@ -77,6 +77,9 @@ def _local(config: Path | None, data_dir: str | None) -> tuple[Any, list[str]]:
         settings = load_config(config, {"server.data_dir": data_dir})
     except ConfigError as exc:
         raise AllowError(f"config error: {exc}") from None
+    if settings.engine.role == "gateway":
+        # the allow-list is the ingest's: a gateway's data dir has none
+        raise AllowError("on a gateway use --server URL --token T (or the ingest's --data-dir)")
     path = settings.database_path
     if not path.parent.is_dir():
         raise AllowError(f"no data dir at {path.parent}")

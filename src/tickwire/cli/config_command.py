@@ -15,7 +15,7 @@ import typer
 
 from tickwire.catalogue import CatalogueError
 from tickwire.cli.running import fail
-from tickwire.config import Config, ConfigError, load_config, toml_document
+from tickwire.config import Config, ConfigError, load_config, shown_url, toml_document
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file")]
@@ -23,17 +23,25 @@ HostOption = Annotated[str | None, typer.Option(help="Address to listen on")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on")]
 DataDirOption = Annotated[
     str | None, typer.Option("--data-dir", help="Where the store lives")]
+EngineOption = Annotated[str | None, typer.Option(
+    "--engine", help='What the ingest and the gateways share: "memory" or "redis"')]
+RoleOption = Annotated[str | None, typer.Option(
+    "--role", help='What this process runs: "all", "ingest" or "gateway" (--engine redis)')]
+EngineUrlOption = Annotated[str | None, typer.Option(
+    "--engine-url", help="The Redis server of --engine redis, e.g. redis://10.0.0.5:6379/0")]
 
 HIDDEN = "********"
 """What is printed for a set admin token."""
 
 
 def load_settings(config: Path | None, host: str | None, port: int | None,
-                  data_dir: str | None) -> Config:
+                  data_dir: str | None, engine: str | None = None, role: str | None = None,
+                  engine_url: str | None = None) -> Config:
     """The file, the environment and the flags; a config error ends the command (2)."""
     try:
         return load_config(config, {"server.host": host, "server.port": port,
-                                    "server.data_dir": data_dir})
+                                    "server.data_dir": data_dir, "engine.kind": engine,
+                                    "engine.role": role, "engine.url": engine_url})
     except ConfigError as exc:
         fail(f"config error: {exc}", 2)
 
@@ -43,10 +51,13 @@ def show_config(
     host: HostOption = None,
     port: PortOption = None,
     data_dir: DataDirOption = None,
+    engine: EngineOption = None,
+    role: RoleOption = None,
+    engine_url: EngineUrlOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of TOML")] = False,
 ) -> None:
     """Print the configuration serve would run with (TOML or --json)."""
-    settings = load_settings(config, host, port, data_dir)
+    settings = load_settings(config, host, port, data_dir, engine, role, engine_url)
     try:
         _check(settings)
     except (CatalogueError, ConfigError) as exc:
@@ -63,6 +74,7 @@ def printable(settings: Config) -> dict[str, Any]:
     data: dict[str, Any] = msgspec.to_builtins(settings)
     if data["access"]["admin_token"]:
         data["access"]["admin_token"] = HIDDEN
+    data["engine"]["url"] = shown_url(data["engine"]["url"])
     return data
 
 

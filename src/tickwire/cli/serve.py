@@ -7,8 +7,11 @@ from tickwire.catalogue import CatalogueError
 from tickwire.cli.config_command import (
     ConfigOption,
     DataDirOption,
+    EngineOption,
+    EngineUrlOption,
     HostOption,
     PortOption,
+    RoleOption,
     load_settings,
 )
 from tickwire.cli.running import fail, run
@@ -20,15 +23,18 @@ def serve(
     host: HostOption = None,
     port: PortOption = None,
     data_dir: DataDirOption = None,
+    engine: EngineOption = None,
+    role: RoleOption = None,
+    engine_url: EngineUrlOption = None,
 ) -> None:
-    """Run the server (simulated markets and SQLite by default).
+    """Run the server (simulated markets and SQLite by default), or one role of it.
 
-    Example: tickwire serve --config tickwire.toml
+    Example: tickwire serve --config tickwire.toml --engine redis --role gateway
     """
     from tickwire.logs import setup_logging
     from tickwire.server import serve as run_server
 
-    settings = load_settings(config, host, port, data_dir)
+    settings = load_settings(config, host, port, data_dir, engine, role, engine_url)
     setup_logging(settings.server.log_format, settings.server.log_level,
                   settings.server.timezone)
     try:

@@ -23,7 +23,7 @@ from tickwire.client.models import (
     decode_quote,
 )
 from tickwire.client.stream import AsyncCallback, Stream, StreamHub, Subscription
-from tickwire.client.urls import DEFAULT_HTTP_URL, ws_url_for
+from tickwire.client.urls import DEFAULT_HTTP_URL, Urls, url_list, ws_url_for
 from tickwire.client.urls import ws_url as checked_ws_url
 from tickwire.errors import NotFound, ServerError, UnknownCode, error_for
 from tickwire.models import WINDOW
@@ -78,6 +78,8 @@ class AsyncClient:
 
     Point `http_url`/`ws_url` at the vendor's addresses and everything works the same (a
     URL without a scheme means http:// and ws://; one that cannot be used is a ValueError).
+    Either may be a list: the gateways of one deployment. A request that cannot reach one,
+    or gets a 5xx, is retried on the next; the stream reconnects to the next in turn.
     Requests keep to the protocol's rate limits (`limits`) so normal use never sees a 429;
     one that comes anyway, a 5xx or a failure to connect is retried up to `retries` times.
     The stream sends a heartbeat every `heartbeat` s, replaces a connection silent for
@@ -97,7 +99,7 @@ class AsyncClient:
     raises it from its next read and goes on with its other codes; `subscribe()` raises it.
     """
 
-    def __init__(self, http_url: str = DEFAULT_HTTP_URL, ws_url: str | None = None, *,
+    def __init__(self, http_url: Urls = DEFAULT_HTTP_URL, ws_url: Urls | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = 3,
                  limits: Limits | None = None, heartbeat: float = 10.0,
                  dead_after: float | None = None, connect_timeout: float = DEFAULT_TIMEOUT,
@@ -107,12 +109,22 @@ class AsyncClient:
         self._emit = Emitter(on_event)
         self._http = HttpTransport(http_url, timeout=timeout, retries=retries,
                                    emit=self._emit, headers=headers)
-        self.http_url = self._http.base_url
-        self.ws_url = checked_ws_url(ws_url) if ws_url else ws_url_for(self.http_url)
-        self._hub = StreamHub(self.ws_url, self._http.session, emit=self._emit,
+        ws_urls = url_list(ws_url, checked_ws_url) if ws_url else [
+            ws_url_for(url) for url in self._http.base_urls]
+        self._hub = StreamHub(ws_urls, self._http.session, emit=self._emit,
                               heartbeat=heartbeat, dead_after=dead_after,
                               connect_timeout=connect_timeout, reply_timeout=timeout,
                               backoff=backoff)
+
+    @property
+    def http_url(self) -> str:
+        """The server's URL that requests go to now (one of `http_url` when a list)."""
+        return self._http.base_url
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket URL the stream uses now (one of `ws_url` when a list)."""
+        return self._hub.ws_url
 
     # HTTP ----------------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import zlib
 from collections.abc import Container, Mapping, Sequence
@@ -14,11 +13,18 @@ import msgspec
 from tickwire.client.backoff import Backoff
 from tickwire.client.events import Emitter
 from tickwire.client.limits import Key, RateLimiter
-from tickwire.client.urls import http_url
+from tickwire.client.urls import Urls, http_url, url_list
 from tickwire.errors import ConnectionLost, RateLimited, ServerError, TickwireError, error_for
 
 MAX_RETRY_AFTER = 60.0
 """The longest a `Retry-After` is obeyed (s): a server asking for more gets an error sooner."""
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+"""The most an answer may hold, decompressed (the protocol's biggest is about 100 KiB): a
+server sending more, or a compressed bomb, is a `ServerError`, not the client's memory."""
+
+
+class _TooBig(Exception):
+    pass
 
 
 class _Envelope(msgspec.Struct):
@@ -30,17 +36,35 @@ class _Envelope(msgspec.Struct):
 _envelope = msgspec.json.Decoder(_Envelope, strict=False)
 
 
-def gunzip_if_needed(body: bytes) -> bytes:
+def gunzip_if_needed(body: bytes, limit: int = MAX_ANSWER_BYTES) -> bytes:
     """The body, decompressed if it is still gzip: some servers compress without saying so,
-    and aiohttp already undid a declared `Content-Encoding`. JSON never starts with 0x1f."""
+    and aiohttp already undid a declared `Content-Encoding`. JSON never starts with 0x1f.
+    More than `limit` bytes decompressed raises `_TooBig`."""
     for _ in range(2):
         if body[:2] != b"\x1f\x8b":
             break
+        inflate = zlib.decompressobj(wbits=31)  # gzip framing
         try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error):
+            inflated = inflate.decompress(body, limit + 1)
+        except zlib.error:
             break
+        if len(inflated) > limit:
+            raise _TooBig
+        if not inflate.eof:
+            break  # cut short: not gzip after all, or broken; left as it came
+        body = inflated
     return body
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = MAX_ANSWER_BYTES) -> bytes:
+    """The answer's body (as aiohttp decompressed it), `_TooBig` past `limit` bytes."""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise _TooBig
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def error_message(status: int, body: bytes) -> str:
@@ -81,14 +105,18 @@ class HttpTransport:
     `timeout` bounds each request, from connecting to the last byte. A request that times
     out is not retried: the server is there but not answering, and asking again would only
     multiply the wait the caller chose. `base_url` without a scheme means http://.
+
+    With several base URLs (gateways of one deployment) a request goes to the current one;
+    one that cannot reach it or gets a 5xx is retried on the next, which becomes current.
     """
 
-    def __init__(self, base_url: str, *, timeout: float, retries: int, emit: Emitter,
+    def __init__(self, base_url: Urls, *, timeout: float, retries: int, emit: Emitter,
                  headers: Mapping[str, str] | None = None,
                  limiter: RateLimiter | None = None) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, not {timeout}")
-        self.base_url = http_url(base_url)
+        self.base_urls = url_list(base_url, http_url)
+        self._current = 0
         self._headers = {"Accept-Encoding": "gzip, deflate", "User-Agent": "tickwire-sdk",
                          **(headers or {})}
         self.timeout = timeout
@@ -99,6 +127,14 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self.rate_limited = 0
         """429s received (each was retried while retries were left)."""
+
+    @property
+    def base_url(self) -> str:
+        """The URL requests go to now."""
+        return self.base_urls[self._current]
+
+    def _next_url(self) -> None:
+        self._current = (self._current + 1) % len(self.base_urls)
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session, made on first use inside the running loop."""
@@ -113,11 +149,11 @@ class HttpTransport:
 
     async def get(self, path: str, params: dict[str, str], keys: Sequence[Key],
                   limit: int | None) -> bytes:
-        url = f"{self.base_url}/{path}"
         backoff = Backoff(initial=0.25, maximum=5.0)
         attempt = 0
         while True:
             attempt += 1
+            url = f"{self.base_url}/{path}"
             try:
                 async with self.limiter.hold(keys, limit):
                     status, body, retry_after = await self._fetch("GET", url, params)
@@ -126,6 +162,7 @@ class HttpTransport:
             except (aiohttp.ClientError, OSError) as exc:
                 error: TickwireError = _unreachable(url, exc)
                 wait = backoff.next()
+                self._next_url()
             else:
                 if status == 200:
                     return body
@@ -137,10 +174,12 @@ class HttpTransport:
                     raise error
                 else:
                     wait = backoff.next()
+                    self._next_url()
             if attempt > self._retries:
                 raise error
+            where = f" on {self.base_url}" if len(self.base_urls) > 1 else ""
             self._emit("rate_limited" if isinstance(error, RateLimited) else "retrying",
-                       f"{path}: {error.msg}; retrying in {wait:.2f} s "
+                       f"{path}: {error.msg}; retrying{where} in {wait:.2f} s "
                        f"(attempt {attempt + 1} of {self._retries + 1})",
                        attempt=attempt + 1, delay=wait, status=error.status)
             await asyncio.sleep(wait)
@@ -169,8 +208,11 @@ class HttpTransport:
                      body: object = None) -> tuple[int, bytes, str | None]:
         async with self.session().request(method, url, params=params, json=body,
                                           timeout=self._timeout) as resp:
-            answer = await resp.read()
-            return resp.status, gunzip_if_needed(answer), resp.headers.get("Retry-After")
+            try:
+                answer = gunzip_if_needed(await _read_bounded(resp))
+            except _TooBig:
+                raise ServerError(f"{url}: answer over {MAX_ANSWER_BYTES} bytes") from None
+            return resp.status, answer, resp.headers.get("Retry-After")
 
     def _no_answer(self, url: str) -> ConnectionLost:
         return ConnectionLost(f"cannot reach {url}: no answer within {self.timeout:g} s")

@@ -209,7 +209,7 @@ class Stream:
 class StreamHub:
     """The client's one WebSocket: subscriptions, heartbeat, liveness, reconnects."""
 
-    def __init__(self, ws_url: str, session: Callable[[], aiohttp.ClientSession], *,
+    def __init__(self, ws_urls: list[str], session: Callable[[], aiohttp.ClientSession], *,
                  emit: Emitter, heartbeat: float = 10.0, dead_after: float | None = None,
                  connect_timeout: float = 10.0, reply_timeout: float = 10.0,
                  backoff: Backoff | None = None) -> None:
@@ -217,7 +217,12 @@ class StreamHub:
             raise ValueError("heartbeat must be > 0")
         if connect_timeout <= 0 or reply_timeout <= 0:
             raise ValueError("connect_timeout and timeout must be > 0 seconds")
-        self.ws_url = ws_url
+        if not ws_urls:
+            raise ValueError("no WebSocket URL given")
+        self.ws_urls = ws_urls
+        """The URLs connected to in turn: after a failed attempt or a lost connection, the
+        next one (gateways of one deployment)."""
+        self._current = 0
         self._session = session
         self._emit = emit
         self.heartbeat = heartbeat
@@ -251,6 +256,11 @@ class StreamHub:
         self._tokens = itertools.count(1)
         self._round_trips: dict[int, asyncio.Future[None]] = {}
         """`settle()` pings waiting for their pong, by the value sent."""
+
+    @property
+    def ws_url(self) -> str:
+        """The URL of the open connection, or of the next attempt."""
+        return self.ws_urls[self._current]
 
     # subscriptions -------------------------------------------------------------------------
 
@@ -422,9 +432,11 @@ class StreamHub:
             self._failures += 1
             if self._closing:
                 break
+            self._current = (self._current + 1) % len(self.ws_urls)
             delay = backoff.next()
             self.state = "reconnecting"
-            self._emit("reconnecting", f"{reason}; reconnecting in {delay:.2f} s "
+            where = f" to {self.ws_url}" if len(self.ws_urls) > 1 else ""
+            self._emit("reconnecting", f"{reason}; reconnecting{where} in {delay:.2f} s "
                        f"(attempt {backoff.attempts})", attempt=backoff.attempts, delay=delay)
             await asyncio.sleep(delay)
 

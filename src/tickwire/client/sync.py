@@ -20,7 +20,7 @@ from tickwire.client.events import EventHandler, log
 from tickwire.client.limits import Limits
 from tickwire.client.models import Bars, Category, Quote, Symbol, SymbolPage
 from tickwire.client.stream import Stream
-from tickwire.client.urls import DEFAULT_HTTP_URL
+from tickwire.client.urls import DEFAULT_HTTP_URL, Urls
 from tickwire.errors import UnknownCode
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ class Client:
     `on_event` handlers run on the client's loop thread: keep them short.
     """
 
-    def __init__(self, http_url: str = DEFAULT_HTTP_URL, ws_url: str | None = None, *,
+    def __init__(self, http_url: Urls = DEFAULT_HTTP_URL, ws_url: Urls | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = 3,
                  limits: Limits | None = None, heartbeat: float = 10.0,
                  dead_after: float | None = None, connect_timeout: float = DEFAULT_TIMEOUT,

@@ -7,6 +7,7 @@ is sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 DEFAULT_HTTP_URL = "http://127.0.0.1:1008"
@@ -36,6 +37,17 @@ def ws_url_for(http_url: str) -> str:
 
 
 DEFAULT_WS_URL = ws_url_for(DEFAULT_HTTP_URL)
+
+Urls = str | Sequence[str]
+"""One server's URL, or those of several gateways of one deployment, tried in turn."""
+
+
+def url_list(urls: Urls, check: Callable[[str], str]) -> list[str]:
+    """`urls` as a list, each one checked (`http_url`, `ws_url`); a ValueError for none."""
+    items = [urls] if isinstance(urls, str) else list(urls)
+    if not items:
+        raise ValueError("no URL given: one, or a list of several")
+    return [check(url) for url in items]
 
 
 def with_error_replies(url: str) -> str:

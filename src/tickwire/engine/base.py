@@ -6,9 +6,9 @@ IP, rate limits). One process wires both to the memory engine (`engine.memory`);
 scale-out engine keeps the same things where several processes can reach them. The
 contract every engine keeps is the suite in `tests/engine/`.
 
-Calls that a shared engine answers over the network are coroutines; the two on the path of
-every update (`publish`, `watched`) are plain calls, so an engine that needs I/O for them
-queues the work.
+Calls that a shared engine answers over the network are coroutines; those on the path of
+every update (`publish`, `watched`) and the ingest's reports (`report`, `bars`) are plain
+calls, so an engine that needs I/O for them queues the work.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import NamedTuple, Protocol
 import msgspec
 
 from tickwire.catalogue import Catalogue
+from tickwire.market.state import StoredBar
 
 Published = list[tuple[str, bytes]]
 """A batch of (product code, encoded quote body), in the order the updates happened."""
@@ -90,6 +91,15 @@ class Engine(Protocol):
         """The ingest's status, reported a few times a second."""
         ...
 
+    def bars(self, closed: list[StoredBar], forming: list[StoredBar]) -> None:
+        """The market's K-line changes since the last call (what the store writer is handed
+        too): bars that closed, and the bars forming now."""
+        ...
+
+    def restored(self) -> None:
+        """The ingest's market was loaded again from the store (`Ingest.restore`)."""
+        ...
+
     # updates: the gateway's side ----------------------------------------------------------
 
     def subscribe(self, handler: Callable[[Published], None]) -> None:
@@ -121,6 +131,11 @@ class Engine(Protocol):
 
     async def allow_list(self) -> AllowSnapshot: ...
 
+    async def allow_changed(self, within: float) -> None:
+        """Return when the allow-list may have changed elsewhere (another gateway, `tickwire
+        allow`), or after `within` seconds at the latest."""
+        ...
+
     async def allow_add(self, cidr: str, note: str) -> AllowSnapshot:
         """Store an entry (`cidr` in normal form); the snapshot that includes it."""
         ...
@@ -141,7 +156,13 @@ class Engine(Protocol):
         ...
 
     def health(self) -> dict[str, object]:
-        """The engine's own state, for `/healthz`."""
+        """The engine's own state, for `/healthz`; `"ok": False` in it makes the server
+        `degraded`."""
+        ...
+
+    async def start(self) -> None:
+        """Begin the engine's own work (connections, background tasks) before serving. An
+        engine whose server cannot be reached starts anyway and keeps trying."""
         ...
 
     async def close(self) -> None: ...

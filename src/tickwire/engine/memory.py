@@ -20,10 +20,11 @@ from tickwire.engine.ratelimit import SlidingWindow
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.errors import TickwireError
 from tickwire.market import Market
+from tickwire.market.state import StoredBar
 
 
 @contextlib.contextmanager
-def _stored(what: str) -> Iterator[None]:
+def stored(what: str) -> Iterator[None]:
     """A store that cannot write (a full or read-only disk) is a 503 naming what was not
     stored: the change is not in force, the caller may try again."""
     try:
@@ -31,6 +32,18 @@ def _stored(what: str) -> Iterator[None]:
     except sqlite3.Error as exc:
         raise TickwireError(f"{what} could not be stored ({exc}); nothing changed", 503) \
             from None
+
+
+async def window_or_store(market: Market, store: SqliteStore, code: str, interval: str,
+                          rows: int, end_ms: int | None) -> list[bytes]:
+    """`Engine.klines` of the ingest's own market: from its window where that holds them,
+    else from the store."""
+    series = market.products[code].series[interval]
+    bars, complete = series.newest(rows, end_ms)
+    if complete:
+        return bars
+    rows_stored = await asyncio.to_thread(store.read_bars, code, interval, rows, end_ms)
+    return [series.encode(row) for row in rows_stored]
 
 
 class MemoryEngine:
@@ -62,6 +75,12 @@ class MemoryEngine:
     def report(self, status: IngestStatus) -> None:
         self._status = status
 
+    def bars(self, closed: list[StoredBar], forming: list[StoredBar]) -> None:
+        pass  # the gateway reads the market's own series
+
+    def restored(self) -> None:
+        pass  # the same market
+
     def subscribe(self, handler: Callable[[Published], None]) -> None:
         self._handlers.append(handler)
 
@@ -81,12 +100,7 @@ class MemoryEngine:
 
     async def klines(self, code: str, interval: str, rows: int,
                      end_ms: int | None) -> list[bytes]:
-        series = self._market.products[code].series[interval]
-        bars, complete = series.newest(rows, end_ms)
-        if complete:
-            return bars
-        stored = await asyncio.to_thread(self._store.read_bars, code, interval, rows, end_ms)
-        return [series.encode(row) for row in stored]
+        return await window_or_store(self._market, self._store, code, interval, rows, end_ms)
 
     async def status(self) -> IngestStatus | None:
         return self._status
@@ -96,12 +110,15 @@ class MemoryEngine:
     async def allow_list(self) -> AllowSnapshot:
         return await asyncio.to_thread(self._store.allow_list)
 
+    async def allow_changed(self, within: float) -> None:
+        await asyncio.sleep(within)  # `tickwire allow --data-dir` writes the store itself
+
     async def allow_add(self, cidr: str, note: str) -> AllowSnapshot:
-        with _stored("the allow-list change"):
+        with stored("the allow-list change"):
             return await asyncio.to_thread(self._store.allow_add, cidr, note)
 
     async def allow_remove(self, cidr: str) -> tuple[bool, AllowSnapshot]:
-        with _stored("the allow-list change"):
+        with stored("the allow-list change"):
             return await asyncio.to_thread(self._store.allow_remove, cidr)
 
     async def ws_acquire(self, ip: str, cap: int) -> bool:
@@ -122,7 +139,10 @@ class MemoryEngine:
         return self._rates.check(keys, limit)
 
     def health(self) -> dict[str, object]:
-        return {"kind": self.kind, "database": str(self._store.path)}
+        return {"kind": self.kind}  # no file path: /healthz tells no one the server's layout
+
+    async def start(self) -> None:
+        pass
 
     async def close(self) -> None:
         self._handlers.clear()

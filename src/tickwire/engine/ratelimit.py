@@ -11,8 +11,9 @@ from tickwire.engine.base import RateVerdict
 class SlidingWindow:
     """At most `limit` requests in any `window` seconds per key.
 
-    Keys idle for a window are forgotten on the next sweep, so memory follows the number of
-    clients and products asked in the last second.
+    Keys idle for a window are forgotten on the next sweep, and a busy key keeps only the
+    times of its last window, so memory follows the requests of the last second (not the
+    limit, which an operator may raise out of the way).
     """
 
     def __init__(self, window: float = 1.0) -> None:
@@ -34,10 +35,13 @@ class SlidingWindow:
                 wait = max(wait, self._window - (now - times[0]))
         if over:
             return RateVerdict(over, wait)
+        horizon = now - self._window
         for key in keys:
             times = self._log.get(key)
             if times is None or times.maxlen != limit:
                 times = self._log[key] = deque(times or (), maxlen=limit)
+            while times and times[0] <= horizon:
+                times.popleft()
             times.append(now)
         return RateVerdict([], 0.0)
 

@@ -67,6 +67,11 @@ class Sink(Protocol):
         """The feed's clock: bars of its products that ended by `now_ms` are closed."""
         ...
 
+    def rewind(self, now_ms: int) -> None:
+        """The feed plays its products' data again from `now_ms`: their bars from there
+        on, and their day, are built afresh rather than added to what is stored."""
+        ...
+
     def skip_to(self, now_ms: int) -> None:
         """The feed had nothing for its products between their newest bars and `now_ms`
         (the server was down): that time stays a gap instead of flat bars."""

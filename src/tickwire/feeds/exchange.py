@@ -76,6 +76,8 @@ TIMEFRAMES = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1h"}
 """The intervals filled from the exchange's candles as they are, and ccxt's names of them."""
 RECONCILE_ROWS = 2
 """Candles fetched to reconcile the bar a trade stream came back in, once it has ended."""
+ROLLED = ("1d", "1M")
+"""The intervals rolled up from the exchange's candles in the service time zone."""
 ROLLUP_TIMEFRAMES = {"1d": 86_400_000, "12h": 43_200_000, "8h": 28_800_000,
                      "6h": 21_600_000, "4h": 14_400_000, "2h": 7_200_000, "1h": 3_600_000}
 """Candles that days and months may be rolled up from, longest first, by length in ms."""
@@ -83,7 +85,8 @@ ROLLUP_ROWS = 1_000
 """Candles asked per request for days and months (Binance gives at most 1,000): at start
 one request, enough for the 300 days of the window with `8h` candles."""
 ROLLUP_REQUESTS = 12
-"""Further requests at most, in the background, for the older months."""
+"""Requests at most for one roll-up after the start's: the older months (in the
+background), the days and months of an outage."""
 RENEW_AFTER_S = 23 * 3600.0
 """Seconds a connection is kept before a planned renewal: exchanges end theirs after a
 while (Binance: 24 hours), and a renewal loses nothing where an ended one would."""
@@ -194,8 +197,8 @@ class ExchangeFeed:
         over, so a book never goes back to an older connection's."""
         self._seen: dict[str, _Recent] = {}
         self._renewing: list[Any] = []
-        self._older: list[tuple[str, str, tuple[str, int], int]] = []
-        """Month bars to fetch once the streams run: (symbol, code, rollup, before)."""
+        self._older: list[tuple[str, str, int]] = []
+        """Month bars to fetch once the streams run: (symbol, code, before)."""
         """Exchange objects of a renewal not (or no longer) the feed's own."""
 
     def status(self) -> dict[str, object]:
@@ -224,10 +227,10 @@ class ExchangeFeed:
             self._waiting = {f"book {s}" for s in self.config.symbols}
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                for symbol, code, rollup, before in self._older:
+                for symbol, code, before in self._older:
                     assert sink.history is not None
                     tasks.create_task(self._older_months(exchange, sink.history, symbol,
-                                                         code, rollup, before))
+                                                         code, before))
                 self._older.clear()
                 tasks.create_task(self._clock(sink))
                 tasks.create_task(self._connections(sink, exchange))
@@ -447,7 +450,7 @@ class ExchangeFeed:
             candles = bars.get("1h")
         stats = None
         if candles:
-            for interval in ("1d", "1M"):
+            for interval in ROLLED:
                 rolled = self._rolled(candles, interval)[-WINDOW[interval]:]
                 if rolled:
                     bars[interval] = rolled
@@ -455,9 +458,9 @@ class ExchangeFeed:
                 stats = self._today(bars["1d"], candles)
             if rollup is not None and self._tasks is not None and "1M" in bars:
                 self._tasks.create_task(self._older_months(
-                    exchange, history, symbol, code, rollup, bars["1M"][0][0]))
+                    exchange, history, symbol, code, bars["1M"][0][0]))
             elif rollup is not None and "1M" in bars:
-                self._older.append((symbol, code, rollup, bars["1M"][0][0]))
+                self._older.append((symbol, code, bars["1M"][0][0]))
         if bars:
             history.load_history(code, bars, stats)
         return True
@@ -473,33 +476,43 @@ class ExchangeFeed:
         return None
 
     async def _older_months(self, exchange: Any, history: HistorySink, symbol: str,
-                            code: str, rollup: tuple[str, int], before: int) -> None:
+                            code: str, before: int) -> None:
         """The month bars before `before` (up to `WINDOW["1M"]` months in all), rolled up
-        from older candles in the background: `ROLLUP_REQUESTS` more at most."""
-        timeframe, length = rollup
+        from older candles in the background."""
         month = Interval("1M", self.tz)
         first = month.floor(self._clock_ms())
         for _ in range(WINDOW["1M"] - 1):
             first = month.floor(first - 1)
-        since = max(first, before - ROLLUP_REQUESTS * ROLLUP_ROWS * length)
-        candles: list[BarRow] = []
-        while since < before:
-            rows = await self._candles(exchange, symbol, "1M", timeframe, ROLLUP_ROWS,
-                                       since=since, aligned=False)
-            if not rows:
-                break
-            candles.extend(row for row in rows if row[0] < before)
-            since = rows[-1][0] + length
-        months = [row for row in self._rolled(candles, "1M") if row[0] < before]
+        months = await self._rolled_since(exchange, symbol, "1M", first, before)
         if months:
             history.load_history(code, {"1M": months}, None)
 
+    async def _rolled_since(self, exchange: Any, symbol: str, interval: str, start: int,
+                            end: int) -> list[BarRow]:
+        """`symbol`'s bars of `interval` (`1d`, `1M`) opening from `start` to before `end`,
+        rolled up from the exchange's candles (`ROLLUP_REQUESTS` requests at most: the
+        newest of them, when the span is longer)."""
+        rollup = self._rollup_timeframe(exchange)
+        if rollup is None:
+            return []
+        timeframe, length = rollup
+        since = max(start, end - ROLLUP_REQUESTS * ROLLUP_ROWS * length)
+        candles: list[BarRow] = []
+        while since < end:
+            rows = await self._candles(exchange, symbol, interval, timeframe, ROLLUP_ROWS,
+                                       since=since, aligned=False)
+            if not rows:
+                break
+            candles.extend(row for row in rows if row[0] < end)
+            since = rows[-1][0] + length
+        return [row for row in self._rolled(candles, interval) if row[0] < end]
     async def _refill(self, exchange: Any, history: HistorySink, symbol: str, code: str,
                       since: int, resumed: int) -> None:
         """After `symbol`'s trades were down from `since` until a trade at `resumed`: the
         exchange's candles of the bars that ended before `resumed`, in place of those built
-        here (a flat bar for the outage, a bar that lacks the trades missed); the bar that
-        `resumed` falls in is fetched again once it has ended (`_reconcile`)."""
+        here (a flat bar for the outage, a bar that lacks the trades missed), days and
+        months rolled up; the bar that `resumed` falls in is fetched again once it has
+        ended (`_reconcile`)."""
         bars: dict[str, list[BarRow]] = {}
         for interval, timeframe in TIMEFRAMES.items():
             aligned = Interval(interval, self.tz)
@@ -512,6 +525,14 @@ class ExchangeFeed:
             if rows:
                 bars[interval] = rows
             self._due.append((aligned.following(current), current, symbol, code, interval))
+        for interval in ROLLED:
+            aligned = Interval(interval, self.tz)
+            current = aligned.floor(resumed)
+            rows = await self._rolled_since(exchange, symbol, interval, aligned.floor(since),
+                                            current)
+            if rows:
+                bars[interval] = rows
+            self._due.append((aligned.following(current), current, symbol, code, interval))
         if bars:
             history.load_history(code, bars, None)
 
@@ -521,9 +542,12 @@ class ExchangeFeed:
         place of those built here."""
         aligned = Interval(interval, self.tz)
         current = aligned.floor(self._clock_ms() - CLOCK_LAG_MS)
-        got = await self._candles(self._exchange, symbol, interval, TIMEFRAMES[interval],
-                                  RECONCILE_ROWS, since=start)
-        rows = [row for row in got or () if row[0] < current]
+        if interval in ROLLED:
+            rows = await self._rolled_since(self._exchange, symbol, interval, start, current)
+        else:
+            got = await self._candles(self._exchange, symbol, interval, TIMEFRAMES[interval],
+                                      RECONCILE_ROWS, since=start)
+            rows = [row for row in got or () if row[0] < current]
         if rows:
             self.reconciled += len(rows)
             history.load_history(code, {interval: rows}, None)

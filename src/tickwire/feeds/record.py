@@ -409,7 +409,7 @@ class Recorder:
         failing = self.failing_since
         current = self._file
         return {
-            "state": "ok" if failing is None else "failing", "path": str(self.folder),
+            "state": "ok" if failing is None else "failing",
             "file": current.name if current is not None else "",
             "lines_written": self.lines_written, "bytes_written": self.bytes_written,
             "pending_lines": self._pending_lines, "dropped_lines": self.dropped_lines,

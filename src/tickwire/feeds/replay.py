@@ -338,6 +338,8 @@ class ReplayFeed:
             for update in reader.updates(shift):
                 if first < 0:
                     first = update.ts
+                    if not shift:  # the data from its start: not added to what is stored
+                        sink.rewind(first)
                 if update.ts < last:  # a file earlier than the one before it
                     reader.skip(0, "a time earlier than the file before")
                     continue

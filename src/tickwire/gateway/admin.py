@@ -1,11 +1,14 @@
 """The admin API: the allow-list at run time, behind a bearer token.
 
 `GET /admin/allow`, `POST /admin/allow` `{"cidr": ..., "note": ...}`, `DELETE /admin/allow/<cidr>`.
-Off (404) while `access.admin_token` is empty. Changes apply at once and are kept in the store.
+Off (404) while `access.admin_token` is empty; on a listener of its own with
+`access.admin_listen` (then absent from the others). Changes apply at once, WebSockets of an
+address no longer allowed are closed, and changes are kept in the store.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Any
 from urllib.parse import unquote
@@ -31,11 +34,20 @@ def _authorize(request: web.Request) -> Gateway:
     token = gateway.config.access.admin_token
     if not token:
         raise NotFound("the admin API is off: set access.admin_token to turn it on")
-    given = request.headers.get("Authorization", "").encode()
-    if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+    given = request.headers.get("Authorization", "")
+    if not _same_secret(given, f"Bearer {token}"):
         gateway.refusals.note("admin_auth", client_ip(request), request.path)
         raise TickwireError("missing or wrong admin token (Authorization: Bearer ...)", 401)
     return gateway
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    """Compared in constant time, and as digests of one length, so that neither the time
+    taken nor an early stop on length tells how much of a guess was right. (A header is
+    read as UTF-8 with its other bytes kept as surrogates: they compare, never raise.)"""
+    def digest(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+    return hmac.compare_digest(digest(given), digest(expected))
 
 
 def _as_json(entry: AllowEntry) -> dict[str, Any]:
@@ -52,7 +64,7 @@ def _normal_cidr(text: str) -> str:
 
 async def list_allowed(request: web.Request) -> web.Response:
     gateway = _authorize(request)
-    gateway.allow_list.apply(await gateway.engine.allow_list())
+    gateway.take_allow_list(await gateway.engine.allow_list())
     return data_response(request, {"list": [_as_json(e) for e in gateway.allow_list.entries()]})
 
 
@@ -68,7 +80,7 @@ async def add_allowed(request: web.Request) -> web.Response:
     cidr = _normal_cidr(new.cidr)
     existing = gateway.allow_list.find(cidr)
     if existing is None or existing.source != "config":
-        gateway.allow_list.apply(await gateway.engine.allow_add(cidr, new.note))
+        gateway.take_allow_list(await gateway.engine.allow_add(cidr, new.note))
     entry = gateway.allow_list.find(cidr)
     assert entry is not None
     return data_response(request, _as_json(entry))
@@ -82,7 +94,7 @@ async def remove_allowed(request: web.Request) -> web.Response:
     if entry is not None and entry.source == "config":
         raise TickwireError(f"{entry.cidr} comes from the config file; remove it there", 409)
     removed, snapshot = await gateway.engine.allow_remove(cidr)
-    gateway.allow_list.apply(snapshot)
+    gateway.take_allow_list(snapshot)
     if not removed:
         raise NotFound(f"not on the allow-list: {cidr[:64]}")
     return data_response(request, _as_json(entry or AllowEntry(cidr, "", "admin")))

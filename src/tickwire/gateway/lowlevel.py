@@ -11,20 +11,29 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from tickwire.gateway.responses import SERVER
 from tickwire.wire import error_body
 
 log = logging.getLogger("tickwire.http")
+
+MAX_LINE = 8190
+"""Bytes of the request target (path and query) and of each header's name and value
+(aiohttp's own bounds, stated here)."""
+MAX_HEADERS = 128
+"""Header lines of one request."""
 
 
 def _reason(status: int, exc: BaseException | None) -> str:
     if status == HTTPStatus.REQUEST_URI_TOO_LONG or (
         exc is not None and "Got more than" in str(exc)
     ):
-        return "request line or header too long (at most 8190 bytes)"
+        return f"request line or header too long (at most {MAX_LINE} bytes)"
+    if exc is not None and "Too many headers" in str(exc):
+        return f"too many headers (at most {MAX_HEADERS})"
     if status >= 500:
         return "internal error"
     return "malformed HTTP request"
@@ -41,7 +50,8 @@ class _JsonErrorHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send the error")
         response = web.Response(status=status, body=error_body(status, _reason(status, exc)),
-                                content_type="application/json", charset="utf-8")
+                                content_type="application/json", charset="utf-8",
+                                headers={hdrs.SERVER: SERVER})
         response.force_close()
         return response
 
@@ -52,7 +62,12 @@ class _JsonErrorServer(web.Server):
 
 
 class JsonErrorAppRunner(web.AppRunner):
-    """An AppRunner whose connections answer low-level HTTP errors with the protocol's JSON."""
+    """An AppRunner whose connections answer low-level HTTP errors with the protocol's JSON,
+    with the bounds above."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        super().__init__(app, max_line_size=MAX_LINE, max_field_size=MAX_LINE,
+                         max_headers=MAX_HEADERS, **kwargs)
 
     async def _make_server(self) -> web.Server:
         server: Any = await super()._make_server()

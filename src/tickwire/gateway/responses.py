@@ -8,12 +8,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from tickwire.errors import RateLimited, TickwireError
 from tickwire.gateway.access import client_ip
 from tickwire.gateway.state import GATEWAY
-from tickwire.wire import encode, envelope, error_body
+from tickwire.wire import MAX_REQUEST_BODY, encode, envelope, error_body
 
 log = logging.getLogger("tickwire.server")
 
@@ -21,6 +21,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 GZIP = web.AppKey("gzip", bool)
 """Compress answers for clients that accept gzip (`server.gzip`)."""
+
+SERVER = "tickwire"
+"""The `Server` header of every answer: the name alone. aiohttp's default names the versions
+of Python and aiohttp, which only helps someone matching a server against known flaws."""
+
+
+async def _name_the_server(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[hdrs.SERVER] = SERVER
+
+
+def name_the_server(app: web.Application) -> None:
+    """Every answer of `app` says `Server: tickwire` (see `SERVER`)."""
+    app.on_response_prepare.append(_name_the_server)
 
 
 def json_response(request: web.Request, body: bytes, status: int = 200,
@@ -61,7 +74,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         msg = {404: f"not found: {request.path[:200]}",
-               405: f"method {request.method} not allowed on {request.path[:200]}"}
+               405: f"method {request.method[:16]} not allowed on {request.path[:200]}",
+               413: f"request body too large: at most {MAX_REQUEST_BODY} bytes"}
         return error_response(request, exc.status, msg.get(exc.status, exc.reason))
     except (asyncio.CancelledError, ConnectionResetError):
         raise

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from tickwire.config import Config
-from tickwire.engine.base import Engine
+from tickwire.engine.base import AllowSnapshot, Engine
 
 if TYPE_CHECKING:
     from tickwire.gateway.access import AllowList, Network
@@ -30,6 +30,13 @@ class Gateway:
 
     def known(self, code: str) -> bool:
         return code in self.engine.catalogue().products
+
+    def take_allow_list(self, snapshot: AllowSnapshot) -> None:
+        """Apply the store's allow-list, unless it is stale (see `AllowList.apply`); the
+        WebSockets of an address it no longer allows are closed there and then, so that a
+        revocation holds for connections already open too."""
+        if self.allow_list.apply(snapshot):
+            self.hub.close_unallowed(self.allow_list.allows)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

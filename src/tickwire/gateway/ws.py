@@ -16,7 +16,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -397,6 +397,14 @@ class Hub:
         self.refusals.note(kind, conn.ip, reason)
         self.remove(conn)
         self._spawn(_close_or_abort(conn, code, reason))
+
+    def close_unallowed(self, allows: Callable[[str], bool]) -> None:
+        """Close (1008) the connections of addresses that `allows` refuses: the allow-list
+        changed under them."""
+        for conn in list(self.connections):
+            if not conn.closing and not allows(conn.ip):
+                self._close(conn, WSCloseCode.POLICY_VIOLATION, "not_authorized",
+                            f"IP {conn.ip} is not authorized")
 
     async def close_all(self, reason: str = "server shutting down") -> None:
         conns = list(self.connections)

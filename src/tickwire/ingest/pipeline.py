@@ -62,6 +62,7 @@ class Ingest:
         for code, stats in store.load_stats().items():
             if code in market.products:
                 market.restore_stats(code, stats)
+        self.engine.restored()
         log.info("restored from store", extra={"seconds": round(time.monotonic() - began, 3)})
 
     def sink(self, codes: list[str]) -> FeedSink:
@@ -125,10 +126,13 @@ class Ingest:
     # the store ---------------------------------------------------------------------------
 
     def persist(self) -> None:
-        """Hand what changed to the store writer, which writes it at once."""
+        """Hand what changed to the store writer, which writes it at once, and the bars to
+        the engine."""
         closed, forming, stats = self.market.take_changes()
         if closed or forming or stats:
             self.writer.put(closed, forming, stats)
+            if closed or forming:
+                self.engine.bars(closed, forming)
 
 
 class FeedSink:
@@ -154,3 +158,7 @@ class FeedSink:
 
     def skip_to(self, now_ms: int) -> None:
         self._ingest.market.skip_to(now_ms, self.codes)
+
+    def rewind(self, now_ms: int) -> None:
+        for code in self.codes:
+            self._ingest.market.rewind(code, now_ms)

@@ -31,7 +31,7 @@ class IngestService:
         ingest, writer, recorder = self.ingest, self.ingest.writer, self.ingest.recorder
         return IngestStatus(
             ready=self.ready, feeds=[r.status() for r in self.runners],
-            store={"path": str(ingest.store.path), **writer.health()}, store_ok=writer.ok,
+            store=writer.health(), store_ok=writer.ok,
             record=recorder.health() if recorder else {"state": "off"},
             record_ok=recorder.ok if recorder else True,
             updates_in=ingest.updates_in, unknown=ingest.unknown)

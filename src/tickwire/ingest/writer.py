@@ -44,6 +44,10 @@ class StoreWriter:
         self._idle_wait = idle_wait
         self._retry = retry
         self._lock = threading.Lock()  # guards the buffers and the counters
+        self._flushing = threading.Lock()
+        """One flush at a time, taking and writing: a flush from another thread (a test's,
+        the last one at close) waits for the writer's own, so an older batch is never
+        written over a newer one."""
         self._bars: dict[_BarKey, BarRow] = {}
         self._stats: dict[str, DayStats] = {}
         self._wake = threading.Event()
@@ -103,9 +107,13 @@ class StoreWriter:
     # writing -----------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write everything waiting now, in the caller's thread. On an error what was taken
-        goes back into the buffer (under anything newer put meanwhile) and the error is
-        raised."""
+        """Write everything waiting now, in the caller's thread (after any flush under way
+        in another). On an error what was taken goes back into the buffer (under anything
+        newer put meanwhile) and the error is raised."""
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             bars, self._bars = self._bars, {}
             stats, self._stats = self._stats, {}

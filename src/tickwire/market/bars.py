@@ -146,6 +146,11 @@ class BarBuilder:
         self._has_data = True
         self.last_close = row[CLOSE]
 
+    def fresh(self) -> BarBuilder:
+        """A builder of the same interval, hours and volume precision that has seen
+        nothing."""
+        return BarBuilder(self.interval, self._hours, self._vdec)
+
     def update(self, ts_ms: int, price: float, volume: float, units: int | None = None
                ) -> bool:
         """Fold in a price and a traded volume at `ts_ms`; True when that closed bars (they
@@ -293,6 +298,18 @@ class BarSeries:
         recent.clear()
         recent.extend(sorted(entries.items())[-(recent.maxlen or 0):])
         self._unencoded = len(recent)  # some are rows again: encode where needed
+
+    def rewind(self, ts_ms: int) -> None:
+        """Start again at the bar of `ts_ms`: a fresh builder, and the kept bars from that
+        one on forgotten (they are built again)."""
+        self.builder = self.builder.fresh()
+        start = self.builder.interval.floor(ts_ms)
+        kept = [entry for entry in self.recent if entry[0] < start]
+        removed = len(self.recent) - len(kept)
+        if removed:
+            self.recent.clear()
+            self.recent.extend(kept)
+            self._unencoded = max(0, self._unencoded - removed)  # the newest went
 
     def encode(self, row: BarRow) -> bytes:
         return encode_bar(row, self._tz, self._decimals, self._vdec)

@@ -111,6 +111,20 @@ class Market:
             series.keep(row)
         series.builder.restore(rows_oldest_first[-1])
 
+    def rewind(self, code: str, ts_ms: int) -> None:
+        """Build `code`'s bars again from `ts_ms` on, and its day from nothing: what a
+        replay does when it plays its data from the start. Restored from a store that
+        holds part of that data already (the server stopped midway), the bars would
+        otherwise count the same trades twice."""
+        pm = self.products.get(code)
+        if pm is None:
+            return
+        for series in pm.series.values():
+            series.rewind(ts_ms)
+        pm._builders = [s.builder for s in pm.series.values()]
+        pm.quote = QuoteState(pm.product, self.tz)
+        pm.body = None
+
     def restore_stats(self, code: str, stats: DayStats) -> None:
         self.products[code].quote.restore(stats)
         self.products[code].body = None
