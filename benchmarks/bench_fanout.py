@@ -1,24 +1,42 @@
-"""Fan-out: how many quote pushes a second one server process delivers, and how late.
+"""Fan-out: how many quote pushes a second one server process delivers, beside the servers a
+user would pick instead, in one run.
 
-C clients (100 and 1,000) each subscribe to 10 of 100 products. A feed inside the server
-process hands over batches of updates every tick (10 ms) at a set rate; the rate is raised
-step by step until p99 latency passes 100 ms, a client misses an update, or the server cannot
-keep the pace. Latency runs from the feed handing an update over (the `T` stamped in its
-body, CLOCK_MONOTONIC ns) to the client having parsed the pushed message.
+1,000 WebSocket clients each subscribe to 10 of 100 products. A feed inside each server
+process hands over a batch every tick (10 ms) at a set rate: real quote bodies with 10-level
+depth from tickwire's own QuoteState (1.2-1.5 KiB frames), each stamped with the hand-over
+time `T` (CLOCK_MONOTONIC ns) and the product's update number `N`. Every server gets the same
+feed, clients, messages and core; the clients are one C process (`wscount.c`) on the other
+core, which reports its own CPU so a reader sees when it is the limit.
 
-Four servers get the same sockets, clients and messages (real quote bodies with 10-level
-depth from tickwire's own QuoteState, plus the `T` and `N` fields), all on uvloop:
+The servers (all Python ones on uvloop):
 
-- raw: the ceiling. A bare asyncio protocol, the handshake by hand, each update framed once
-  and written with `transport.write` to every subscriber, one write per delivery.
-- tickwire: the real server objects (`build_state` + `create_app`, guards, Hub, MemoryBus),
-  the feed publishing on the bus as tickwire's own feeds do.
-- websockets: `websockets.asyncio.server` with `broadcast()` per update.
-- aiohttp: a plain aiohttp handler; the feed awaits `send_str` per client.
+- tickwire: the real objects (`tickwire.server.build`: engine, gateway, guards, Hub), served
+  by the runner `tickwire serve` uses; the feed publishes through the engine as the ingest does.
+- raw: a bare asyncio protocol, each update framed once, one `transport.write` per delivery.
+- batched: a bare asyncio protocol that joins a connection's frames of one tick into one write.
+- websockets: `broadcast()` per update. aiohttp: `send_str` per subscriber. picows:
+  `transport.send` per subscriber.
+- node-ws: Node's `ws`, `ws.send` per subscriber, as its documentation writes it.
+- node-corked: Node's `ws`, each frame built once, each subscriber's socket corked per batch.
+- bun-publish: `Bun.serve` with `server.publish` per update (uWebSockets underneath).
+- bun-send: `Bun.serve`, `ws.send` per subscriber.
 
-The server runs pinned to one core, the load generator (benchmarks/wsload.py) to the other.
+Node and Bun are installed by the benchmark's set-up (natives.py, from the npm registry);
+without node/npm their rows are skipped with the reason.
 
-    .venv/bin/python benchmarks/bench_fanout.py            # the full run (about 15 minutes)
+Three measurements:
+
+1. saturation: a rate no server keeps up with (8M deliveries/s offered), 3 runs, median of
+   the delivered rate (pushes the clients read a second, in a window after a warm-up) and the
+   server core's busy microseconds per delivery;
+2. overload, tickwire: rates doubling up to the saturation rate give its peak; then 3 runs at
+   8 x that peak, each to stay within 10% of it, with bounded memory;
+3. latency at 50,000 deliveries/s: every push checked (N per product and connection), p99.
+
+When a server lags, each tick hands over what is due, up to `--max-lag` seconds of updates
+(older ones are skipped and counted as `skipped`): the same rule for every server.
+
+    .venv/bin/python benchmarks/bench_fanout.py            # the full run (about 8 minutes)
     .venv/bin/python benchmarks/bench_fanout.py --quick    # a tiny run for CI
 """
 
@@ -27,8 +45,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
-import math
 import os
 import resource
 import sys
@@ -40,9 +58,25 @@ from typing import Any
 
 import benchlib
 import msgspec
+import natives
 from benchlib import CLIENT_CORE, SERVER_CORE, Child, pinned, reply, table
 
-IMPLS = ("raw", "tickwire", "websockets", "aiohttp")
+PYTHON_IMPLS = ("tickwire", "raw", "batched", "websockets", "aiohttp", "picows")
+JS_IMPLS = {"node-ws": ("node", "ws"), "node-corked": ("node", "ws-corked"),
+            "bun-publish": ("bun", "publish"), "bun-send": ("bun", "send")}
+IMPLS = (*PYTHON_IMPLS, *JS_IMPLS)
+LABELS = {
+    "tickwire": "tickwire",
+    "raw": "asyncio, one write per delivery",
+    "batched": "asyncio, a tick's frames in one write",
+    "websockets": "websockets broadcast()",
+    "aiohttp": "aiohttp send_str per subscriber",
+    "picows": "picows transport.send per subscriber",
+    "node-ws": "Node ws, ws.send per subscriber",
+    "node-corked": "Node ws, frame once, corked batch",
+    "bun-publish": "Bun.serve, server.publish per topic",
+    "bun-send": "Bun.serve, ws.send per subscriber",
+}
 T0_MS = 1_763_000_000_000
 Batch = list[tuple[str, bytes]]
 
@@ -93,7 +127,7 @@ def push(body: bytes) -> bytes:
 
 
 def frame(payload: bytes) -> bytes:
-    """An unmasked text frame, by hand (the raw baseline uses no WebSocket library)."""
+    """An unmasked text frame, by hand (the asyncio baselines use no WebSocket library)."""
     size = len(payload)
     if size < 126:
         return bytes((0x81, size)) + payload
@@ -109,7 +143,15 @@ def parse_key(text: str | bytes) -> list[str]:
     return []
 
 
-# the four servers --------------------------------------------------------------------------
+def write_js_templates(path: Path, codes: list[str]) -> None:
+    """The same bodies for the Node and Bun servers, each opened as `{"body":{...,"T":`."""
+    bodies = [[b'{"body":' + t for t in per] for per in body_templates(codes)]
+    path.write_text(json.dumps({"codes": codes, "bodies": [[b.decode() for b in per]
+                                                           for per in bodies]}),
+                    encoding="utf-8")
+
+
+# the Python servers ------------------------------------------------------------------------
 
 class Impl:
     """A server under test: listens, keeps subscriptions, publishes batches."""
@@ -129,28 +171,11 @@ class Impl:
         return sum(len(s) for s in self.subs.values())
 
 
-class RawImpl(Impl):
-    def __init__(self) -> None:
-        self.subs: dict[str, set[asyncio.Transport]] = {}
+class _HandshakeProtocol(asyncio.Protocol):
+    """A bare WebSocket server connection: the handshake by hand, `Key` messages read."""
 
-    async def start(self, codes: list[str]) -> int:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _RawConnection(self), "127.0.0.1", 0,
-                                          backlog=1024)
-        return int(server.sockets[0].getsockname()[1])
-
-    def publish(self, batch: Batch) -> None:
-        subs = self.subs
-        for code, body in batch:
-            data = frame(push(body))
-            for transport in subs.get(code, ()):
-                transport.write(data)
-        return None
-
-
-class _RawConnection(asyncio.Protocol):
-    def __init__(self, impl: RawImpl) -> None:
-        self.impl = impl
+    def __init__(self, subs: dict[str, Any]) -> None:
+        self.subs = subs
         self.buffer = b""
         self.open = False
         self.codes: list[str] = []
@@ -161,7 +186,10 @@ class _RawConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         for code in self.codes:
-            self.impl.subs.get(code, set()).discard(self.transport)
+            self.subs.get(code, set()).discard(self.target())
+
+    def target(self) -> Any:
+        return self.transport
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
@@ -194,13 +222,72 @@ class _RawConnection(asyncio.Protocol):
                 for code in parse_key(payload):
                     if code not in self.codes:
                         self.codes.append(code)
-                        self.impl.subs.setdefault(code, set()).add(self.transport)
+                        self.subs.setdefault(code, set()).add(self.target())
             elif opcode == 0x8:
                 self.transport.close()
 
 
+class RawImpl(Impl):
+    """One `transport.write` per delivery."""
+
+    def __init__(self) -> None:
+        self.subs: dict[str, set[asyncio.Transport]] = {}
+
+    async def start(self, codes: list[str]) -> int:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _HandshakeProtocol(self.subs), "127.0.0.1",
+                                          0, backlog=1024)
+        return int(server.sockets[0].getsockname()[1])
+
+    def publish(self, batch: Batch) -> None:
+        subs = self.subs
+        for code, body in batch:
+            data = frame(push(body))
+            for transport in subs.get(code, ()):
+                transport.write(data)
+        return None
+
+
+class _Batched(_HandshakeProtocol):
+    def __init__(self, subs: dict[str, Any]) -> None:
+        super().__init__(subs)
+        self.out: list[bytes] = []
+
+    def target(self) -> Any:
+        return self
+
+
+class BatchedImpl(Impl):
+    """The plain way to batch: each frame built once, a connection's frames of one batch
+    joined into one `transport.write`."""
+
+    def __init__(self) -> None:
+        self.subs: dict[str, set[_Batched]] = {}
+
+    async def start(self, codes: list[str]) -> int:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Batched(self.subs), "127.0.0.1", 0,
+                                          backlog=1024)
+        return int(server.sockets[0].getsockname()[1])
+
+    def publish(self, batch: Batch) -> None:
+        subs = self.subs
+        dirty = []
+        for code, body in batch:
+            data = frame(push(body))
+            for conn in subs.get(code, ()):
+                if not conn.out:
+                    dirty.append(conn)
+                conn.out.append(data)
+        for conn in dirty:
+            frames, conn.out = conn.out, []
+            assert conn.transport is not None
+            conn.transport.write(b"".join(frames))
+        return None
+
+
 class TickwireImpl(Impl):
-    """tickwire's own objects: the config, build_state, create_app, the runner `serve` uses."""
+    """tickwire's own objects: the config, `build`, the runner `serve` uses."""
 
     def __init__(self) -> None:
         self.subs = {}
@@ -325,15 +412,57 @@ class AiohttpImpl(Impl):
                 await ws.send_str(text)
 
 
+class PicowsImpl(Impl):
+    """picows (a Cython WebSocket library): `transport.send` per subscriber."""
+
+    def __init__(self) -> None:
+        self.subs: dict[str, set[Any]] = {}
+
+    async def start(self, codes: list[str]) -> int:
+        from picows import WSListener, WSMsgType, ws_create_server
+
+        subs = self.subs
+        self._text = WSMsgType.TEXT
+
+        class Listener(WSListener):  # type: ignore[misc]
+            def __init__(self) -> None:
+                self.mine: list[str] = []
+
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                if frame.msg_type == WSMsgType.TEXT:
+                    for code in parse_key(frame.get_payload_as_bytes()):
+                        if code not in self.mine:
+                            self.mine.append(code)
+                            subs.setdefault(code, set()).add(transport)
+                elif frame.msg_type == WSMsgType.CLOSE:
+                    transport.disconnect()
+
+            def on_ws_disconnected(self, transport: Any) -> None:
+                for code in self.mine:
+                    subs[code].discard(transport)
+
+        server = await ws_create_server(lambda request: Listener(), "127.0.0.1", 0,
+                                        backlog=1024)
+        return int(server.sockets[0].getsockname()[1])
+
+    def publish(self, batch: Batch) -> None:
+        subs, text = self.subs, self._text
+        for code, body in batch:
+            message = push(body)
+            for transport in subs.get(code, ()):
+                transport.send(text, message)
+
+
 def make_impl(name: str) -> Impl:
-    return {"raw": RawImpl, "tickwire": TickwireImpl, "websockets": WebsocketsImpl,
-            "aiohttp": AiohttpImpl}[name]()
+    return {"raw": RawImpl, "batched": BatchedImpl, "tickwire": TickwireImpl,
+            "websockets": WebsocketsImpl, "aiohttp": AiohttpImpl, "picows": PicowsImpl}[name]()
 
 
-# the server process ------------------------------------------------------------------------
+# the Python servers' process ---------------------------------------------------------------
 
 class Feed:
-    """Hands over updates at a set rate in batches every tick, stamping each body."""
+    """Hands over updates at a set rate in batches every tick, stamping each body. The Node
+    and Bun servers (fanout_server.cjs) run the same loop."""
 
     def __init__(self, impl: Impl, codes: list[str], tick: float) -> None:
         self.impl = impl
@@ -343,27 +472,35 @@ class Feed:
         self.tick = tick
         self.next_product = 0
 
-    async def run(self, rate: float, seconds: float) -> dict[str, Any]:
+    async def run(self, rate: float, seconds: float, offset: int = 0, max_lag: float = 0.1
+                  ) -> dict[str, Any]:
+        """Each tick: the updates due at `rate`, at most `max_lag` seconds of them (older
+        ones are skipped and counted), until `seconds` have passed."""
         loop = asyncio.get_running_loop()
         impl, codes, templates, seqs = self.impl, self.codes, self.templates, self.seqs
         count, variants = len(codes), len(templates[0])
-        total = max(1, round(rate * seconds))
-        sent = deliveries = batches = largest = 0
+        max_batch = max(1, round(rate * max_lag))
+        sent = deliveries = batches = largest = skipped = 0
+        lag_max = 0.0
         cpu0 = _cpu()
         start = loop.time()
-        give_up = start + 1.5 * seconds + 1
+        end = start + seconds
         next_tick = start
-        while sent < total:
+        while True:
             next_tick += self.tick
             delay = next_tick - loop.time()
             await asyncio.sleep(delay if delay > 0 else 0)
             now = loop.time()
-            if now > give_up:
+            if now >= end:
                 break
-            due = min(total, int((now - start) * rate) + 1)
+            lag_max = max(lag_max, now - next_tick)
+            due = int((now - start) * rate) + 1
             if due <= sent:
                 continue
-            stamp = time.monotonic_ns()
+            if due - sent > max_batch:
+                skipped += due - sent - max_batch
+                sent = due - max_batch
+            stamp = time.monotonic_ns() + offset
             batch = []
             for _ in range(due - sent):
                 p = self.next_product
@@ -379,8 +516,9 @@ class Feed:
             largest = max(largest, len(batch))
             sent = due
         elapsed = loop.time() - start
-        return {"updates": sent, "deliveries": deliveries, "elapsed": elapsed,
-                "kept_pace": sent == total and elapsed <= seconds * 1.05 + 2 * self.tick,
+        return {"updates": sent - skipped, "deliveries": deliveries, "elapsed": elapsed,
+                "skipped": skipped, "lag_max": lag_max,
+                "kept_pace": skipped == 0 and lag_max <= 0.05,
                 "server_cpu": 100 * (_cpu() - cpu0) / elapsed, "batches": batches,
                 "largest_batch": largest}
 
@@ -404,8 +542,11 @@ async def server_role(args: Any) -> None:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
         if message["cmd"] == "status":
             return {"subscriptions": impl.subscriptions()}
+        if message["cmd"] == "clock":
+            return {"now": str(time.monotonic_ns())}
         if message["cmd"] == "run":
-            return await feed.run(message["rate"], message["seconds"])
+            return await feed.run(message["rate"], message["seconds"],
+                                  int(message.get("offset", 0)), message["max_lag"])
         raise ValueError(f"unknown command {message}")
 
     await benchlib.serve_commands(handle)
@@ -413,25 +554,47 @@ async def server_role(args: Any) -> None:
 
 # the conductor -----------------------------------------------------------------------------
 
-class Run:
-    """One server implementation with C clients: start both processes, measure steps."""
+class Skip(Exception):
+    """A server that cannot run on this machine; the message says why."""
 
-    def __init__(self, args: Any, impl: str, clients: int) -> None:
+
+def server_command(args: Any, impl: str, clients: int, templates: Path) -> list[str]:
+    common = ["--tick-ms", str(args.tick_ms)]
+    if impl in PYTHON_IMPLS:
+        return [sys.executable, str(Path(__file__).resolve()), "--role", "server", "--impl",
+                impl, "--clients-max", str(clients), "--products", str(args.products), *common]
+    runtime, mode = JS_IMPLS[impl]
+    found = natives.node() if runtime == "node" else natives.bun()
+    if found.path is None:
+        raise Skip(found.reason)
+    modules = natives.npm_modules().path
+    return [str(found.path), str(Path(__file__).with_name("fanout_server.cjs")), "--mode", mode,
+            "--templates", str(templates), "--modules", str(modules), *common]
+
+
+class Run:
+    """One server with the C clients: start both processes, measure."""
+
+    def __init__(self, args: Any, impl: str, clients: int,
+                 templates: Path | None = None) -> None:
         self.args, self.impl, self.clients = args, impl, clients
-        script = str(Path(__file__).resolve())
-        common = ["--products", str(args.products), "--tick-ms", str(args.tick_ms)]
         self.server = Child(f"{impl}-server", pinned(
-            [sys.executable, script, "--role", "server", "--impl", impl,
-             "--clients-max", str(clients), *common], SERVER_CORE, not args.no_pin))
+            server_command(args, impl, clients, templates or Path("-")), SERVER_CORE,
+            not args.no_pin))
         hello = self.server.receive()
         self.port, self.message_bytes, self.loop = hello["port"], hello["message_bytes"], \
             hello["loop"]
+        self.offset = self._clock_offset()
+        client = natives.wscount()
+        assert client.path is not None
         self.client = Child(f"{impl}-clients", pinned(
-            [sys.executable, str(Path(script).with_name("wsload.py")), "--port", str(self.port),
-             "--count", str(clients), "--per-client", str(args.codes_per_client),
+            [str(client.path), "--port", str(self.port), "--count", str(clients),
+             "--per-client", str(args.codes_per_client),
              "--codes", ",".join(product_codes(args.products)), "--seed", str(args.seed)],
             CLIENT_CORE, not args.no_pin))
-        self.client.receive()
+        connected = self.client.receive()["connected"]
+        if connected < clients:
+            raise RuntimeError(f"{impl}: only {connected} of {clients} clients connected")
         want = clients * args.codes_per_client
         deadline = time.monotonic() + 60
         while self.server.ask({"cmd": "status"})["subscriptions"] < want:
@@ -439,190 +602,295 @@ class Run:
                 raise RuntimeError(f"{impl}: clients did not all subscribe")
             time.sleep(0.05)
         self.meter = benchlib.CpuMeter({"server": self.server.pid, "client": self.client.pid})
-        self.per_update = clients * args.codes_per_client / args.products
 
-    def step(self, deliveries_per_s: float, seconds: float, check_every: int) -> dict[str, Any]:
-        """One step at a rate; measured again (up to twice) when other work on the machine
-        took more than 15% of a core meanwhile."""
-        for attempt in range(3):
-            row = self._step(deliveries_per_s, seconds, check_every)
-            if row["others"] <= 15 or attempt == 2 or self.args.quick:
+    def _clock_offset(self) -> int:
+        """What to add to the server's clock to read CLOCK_MONOTONIC (Bun's hrtime starts at
+        the process's start); the best of five round trips."""
+        best: tuple[int, int] | None = None
+        for _ in range(5):
+            before = time.monotonic_ns()
+            theirs = int(self.server.ask({"cmd": "clock"})["now"])
+            after = time.monotonic_ns()
+            if best is None or after - before < best[0]:
+                best = (after - before, (before + after) // 2 - theirs)
+        assert best is not None
+        return best[1] if abs(best[1]) > 1_000_000 else 0
+
+    def saturate(self, rate: float, seconds: float, label: str) -> dict[str, Any]:
+        """Offer `rate` deliveries/s; what the clients read a second after a warm-up."""
+        args = self.args
+        for attempt in range(args.retries + 1):
+            self.quiesce()
+            self.server.send({"cmd": "run", "rate": rate / self.per_update,
+                              "seconds": args.warmup + seconds + 0.2, "offset": self.offset,
+                              "max_lag": args.max_lag})
+            time.sleep(args.warmup)
+            self.client.ask({"cmd": "reset"})
+            self.meter.reset()
+            rss = benchlib.rss_bytes(self.server.pid)
+            time.sleep(seconds)
+            cpu = self.meter.read()
+            rss = max(rss, benchlib.rss_bytes(self.server.pid))
+            got = self.client.ask({"cmd": "report", "expect": 0, "timeout": 0})
+            fed = self.server.receive()
+            row = self._row(label, rate, fed, got, cpu, rss)
+            row["ok"] = got["closed"] == 0 and got["invalid"] == 0 and got["reordered"] == 0
+            self._print(row)
+            if row["others"] <= 15 or attempt >= args.retries or args.quick:
                 return row
-            print(f"  (other work on the machine took {row['others']:.0f}% of a core: "
-                  "measuring this step again)", flush=True)
-            benchlib.wait_for_quiet(patience=30)
+            self._noisy(row)
         raise AssertionError("unreachable")
 
-    def _step(self, deliveries_per_s: float, seconds: float, check_every: int
-              ) -> dict[str, Any]:
-        self.client.ask({"cmd": "reset", "check_every": check_every})
-        self.meter.reset()
-        fed = self.server.ask({"cmd": "run", "rate": deliveries_per_s / self.per_update,
-                               "seconds": seconds})
-        cpu = self.meter.read()  # over the feed's span, for both processes and both cores
-        got = self.client.ask({"cmd": "report", "expect": fed["deliveries"], "timeout": 3.0})
-        got["client_cpu"] = cpu["client_cpu"]
-        rate = fed["deliveries"] / fed["elapsed"]
-        ok = (got["p99_ms"] <= self.args.p99_limit_ms and got["missed"] == 0
-              and got["reordered"] == 0 and got["invalid"] == 0 and got["closed"] == 0
-              and got["received"] == fed["deliveries"] and fed["kept_pace"])
-        server_busy = cpu.get(f"core{SERVER_CORE}_busy", 0.0)
-        limit = "server" if server_busy >= 90 else "clients" if got["client_cpu"] >= 90 \
-            else "-"
-        row = {"offered": deliveries_per_s, "deliveries_per_s": rate, **fed, **got,
-               "server_core_busy": server_busy, "saturated": limit, "others": cpu["others"],
-               "client_core_busy": cpu.get(f"core{CLIENT_CORE}_busy"), "ok": ok}
-        print(f"  {self.impl:10s} C={self.clients:<5} offered {deliveries_per_s:>9,.0f}/s "
-              f"got {rate:>9,.0f}/s  p50 {got['p50_ms']:7.2f} ms  p99 {got['p99_ms']:7.2f} ms  "
-              f"server {fed['server_cpu']:5.1f}% core {server_busy:5.1f}%  "
-              f"client {got['client_cpu']:5.1f}%  other {cpu['others']:4.0f}%  "
-              f"lost {fed['deliveries'] - got['received']} "
-              f"{'ok' if ok else 'FAIL'}{' (full parse)' if check_every == 1 else ''}",
-              flush=True)
-        return row
+    def step(self, rate: float, seconds: float, check_every: int = 1) -> dict[str, Any]:
+        """One step at a fixed rate with every push counted, flat (as bench_redis.py reads
+        it; the C clients check every push whatever `check_every` says)."""
+        row = self.latency(rate, seconds, "step")
+        fed, got = row["fed"], row["clients"]
+        return {**fed, **got, "deliveries_per_s": fed["deliveries"] / fed["elapsed"],
+                "server_cpu": row["server_cpu"], "client_cpu": row["client_cpu"],
+                "others": row["others"], "lost": fed["deliveries"] - got["received"]}
 
-    def ramp(self) -> dict[str, Any]:
+    def latency(self, rate: float, seconds: float, label: str = "latency") -> dict[str, Any]:
+        """Offer `rate`; every push must arrive, in order, checked by the clients."""
         args = self.args
-        steps: list[dict[str, Any]] = []
-        rate, best, failed = args.start_rate, None, None
-        while len(steps) < args.max_steps:
-            row = self.step(rate, args.seconds, args.check_every)
-            steps.append(row)
-            if not row["ok"]:
-                failed = rate
-                break
-            best = row
-            rate *= args.factor
-        # two halvings of the gap between the last good rate and the first bad one
-        low = best["offered"] if best else None
-        for _ in range(args.refine if low and failed else 0):
-            assert low is not None and failed is not None
-            middle = math.sqrt(low * failed)
-            row = self.step(middle, args.seconds, args.check_every)
-            steps.append(row)
-            if row["ok"]:
-                low = middle
-                if best is None or row["deliveries_per_s"] > best["deliveries_per_s"]:
-                    best = row
-            else:
-                failed = middle
-        return {"best": best, "first_failure": failed, "steps": steps}
+        retries = getattr(args, "retries", 0)  # bench_redis.py's arguments have none
+        for attempt in range(retries + 1):
+            self.quiesce()
+            self.client.ask({"cmd": "reset"})
+            self.meter.reset()
+            fed = self.server.ask({"cmd": "run", "rate": rate / self.per_update,
+                                   "seconds": seconds, "offset": self.offset,
+                                   "max_lag": getattr(args, "max_lag", 0.1)})
+            cpu = self.meter.read()
+            got = self.client.ask({"cmd": "report", "expect": fed["deliveries"],
+                                   "timeout": 3.0})
+            row = self._row(label, rate, fed, got, cpu, benchlib.rss_bytes(self.server.pid))
+            row["ok"] = (got["missed"] == 0 and got["reordered"] == 0 and got["invalid"] == 0
+                         and got["closed"] == 0 and got["received"] == fed["deliveries"]
+                         and fed["kept_pace"])
+            self._print(row)
+            if row["others"] <= 15 or attempt >= retries or args.quick:
+                return row
+            self._noisy(row)
+        raise AssertionError("unreachable")
+
+    def quiesce(self, timeout: float = 15.0) -> None:
+        """Wait until the clients read nothing more (a lagging server's backlog of the last
+        run is not counted in the next)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.client.ask({"cmd": "reset"})
+            time.sleep(0.25)
+            if self.client.ask({"cmd": "report", "expect": 0, "timeout": 0})["received"] == 0:
+                return
+
+    @property
+    def per_update(self) -> float:
+        return self.clients * self.args.codes_per_client / self.args.products
+
+    def _row(self, label: str, offered: float, fed: dict[str, Any], got: dict[str, Any],
+             cpu: dict[str, float], rss: int) -> dict[str, Any]:
+        delivered = got["received"] / max(got["seconds"], 1e-9)
+        core = cpu.get(f"core{SERVER_CORE}_busy", 0.0) if benchlib.can_pin() and \
+            not self.args.no_pin else cpu["server_cpu"]
+        return {"label": label, "offered": offered, "delivered_per_s": delivered,
+                "server_core_busy": core, "server_cpu": cpu["server_cpu"],
+                "client_cpu": cpu["client_cpu"], "others": cpu["others"],
+                "us_per_delivery": core * 1e4 / delivered if delivered else None,
+                "process_us_per_delivery": cpu["server_cpu"] * 1e4 / delivered
+                if delivered else None,
+                "server_rss": rss, "fed": fed, "clients": got}
+
+    def _print(self, row: dict[str, Any]) -> None:
+        got, fed = row["clients"], row["fed"]
+        print(f"  {self.impl:12s} {row['label']:9s} offered {row['offered']:>10,.0f}/s "
+              f"got {row['delivered_per_s']:>10,.0f}/s p99 {got['p99_ms']:8.2f} ms "
+              f"core {row['server_core_busy']:3.0f}% client {row['client_cpu']:3.0f}% "
+              f"other {row['others']:3.0f}% skipped {fed['skipped']:,} "
+              f"missed {got['missed']:,} {'ok' if row['ok'] else 'FAIL'}", flush=True)
+
+    def _noisy(self, row: dict[str, Any]) -> None:
+        print(f"  (other work on the machine took {row['others']:.0f}% of a core: "
+              "measuring again)", flush=True)
+        benchlib.wait_for_quiet(patience=30)
 
     def close(self) -> None:
         self.client.close()
         self.server.close()
 
 
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(rows, key=lambda r: r["delivered_per_s"])
+    return ordered[len(ordered) // 2]
+
+
+def measure(args: Any, impl: str, templates: Path) -> dict[str, Any]:
+    run = Run(args, impl, args.clients, templates)
+    outcome: dict[str, Any] = {"label": LABELS[impl], "runtime": run.loop,
+                               "message_bytes": run.message_bytes}
+    with benchlib.stopping(run):
+        saturation = [run.saturate(args.saturate, args.seconds, "saturate")
+                      for _ in range(args.runs)]
+        outcome["saturation"] = saturation
+        outcome["median"] = median_row(saturation)
+        if impl == "tickwire":
+            outcome["overload"] = overload(args, run, saturation)
+        outcome["latency"] = run.latency(args.latency_rate, args.latency_seconds)
+    return outcome
+
+
+def overload(args: Any, run: Run, saturation: list[dict[str, Any]]) -> dict[str, Any]:
+    """tickwire's peak over doubling rates (and the saturation runs), then `runs` runs at
+    8 x that peak."""
+    ramp = []
+    rate = args.ramp_from
+    while rate < args.saturate:
+        ramp.append(run.saturate(rate, args.seconds, "ramp"))
+        rate *= 2
+    peak = max(r["delivered_per_s"] for r in [*ramp, *saturation])
+    offered = 8 * peak
+    runs = [run.saturate(offered, args.seconds, "8x peak") for _ in range(args.runs)]
+    return {"ramp": ramp, "peak": peak, "offered": offered, "runs": runs}
+
+
 def conduct(args: Any) -> None:
-    quick = args.quick
-    if quick:
-        args.seconds, args.start_rate, args.max_steps, args.refine = 0.5, 500.0, 2, 0
-        args.fixed_seconds = 0.5
-        client_counts = args.clients or [20]
-        fixed_rate = 1000.0
-    else:
-        client_counts = args.clients or [100, 1000]
-        fixed_rate = 50_000.0
+    if args.quick:
+        args.clients, args.seconds, args.warmup, args.runs = 20, 0.4, 0.2, 1
+        args.saturate, args.ramp_from = 40_000.0, 20_000.0
+        args.latency_rate, args.latency_seconds = 2_000.0, 0.4
+    client = natives.wscount()
+    if client.path is None:
+        raise SystemExit(f"the C counting client cannot be built: {client.reason}")
     impls = args.impls or list(IMPLS)
-    print(f"fan-out: clients {client_counts}, {args.codes_per_client} of {args.products} "
-          f"products each, tick {args.tick_ms} ms, steps of {args.seconds} s x{args.factor}; "
-          f"server on core {SERVER_CORE}, clients on core {CLIENT_CORE} "
-          f"({'pinned' if benchlib.can_pin() and not args.no_pin else 'not pinned'})")
-    background = benchlib.wait_for_quiet(patience=0 if quick else 120)
-    results: dict[str, Any] = {"background_busy": background, "settings": {
-        "clients": client_counts, "codes_per_client": args.codes_per_client,
-        "products": args.products, "tick_ms": args.tick_ms, "step_seconds": args.seconds,
-        "factor": args.factor, "p99_limit_ms": args.p99_limit_ms, "quick": quick,
-        "pinned": benchlib.can_pin() and not args.no_pin, "loop": benchlib.use_uvloop()},
-        "runs": {}}
-    rows = []
-    fixed_rows = []
-    for clients in client_counts:
+    pin = benchlib.can_pin() and not args.no_pin
+    print(f"fan-out: {args.clients:,} clients, {args.codes_per_client} of {args.products} "
+          f"products each, tick {args.tick_ms:g} ms; saturation at {args.saturate:,.0f} "
+          f"deliveries/s offered, {args.runs} x {args.seconds:g} s; latency at "
+          f"{args.latency_rate:,.0f}/s; server on core {SERVER_CORE}, clients on core "
+          f"{CLIENT_CORE} ({'pinned' if pin else 'not pinned'})", flush=True)
+    background = benchlib.wait_for_quiet(patience=0 if args.quick else 120)
+    results: dict[str, Any] = {"background_busy": background, "load_average": os.getloadavg(),
+                               "settings": {k: v for k, v in vars(args).items()
+                                            if k not in ("out", "role", "impl")},
+                               "runs": {}, "skipped": {}}
+    results["settings"]["out"] = str(args.out)
+    results["settings"]["pinned"] = pin
+    versions = {"wscount": "gcc -O2"}
+    for name, found in (("node", natives.node()), ("bun", natives.bun())):
+        versions[name] = found.version or f"missing: {found.reason}"
+    results["native_versions"] = versions
+    with tempfile.TemporaryDirectory(prefix="tickwire-fanout-") as tmp:
+        templates = Path(tmp) / "templates.json"
+        if any(i in JS_IMPLS for i in impls):
+            write_js_templates(templates, product_codes(args.products))
         for impl in impls:
-            run = Run(args, impl, clients)
-            with benchlib.stopping(run):
-                outcome = run.ramp()
-                if clients == max(client_counts):
-                    fixed = run.step(fixed_rate, args.fixed_seconds, check_every=1)
-                    outcome["fixed"] = fixed
-                    fixed_rows.append([impl, clients, fixed["deliveries_per_s"],
-                                       fixed["p50_ms"], fixed["p99_ms"], fixed["server_cpu"],
-                                       fixed["client_cpu"], "yes" if fixed["ok"] else "NO"])
-                outcome["message_bytes"] = run.message_bytes
-                results["settings"]["message_bytes"] = run.message_bytes
-                results["runs"][f"{impl}/{clients}"] = outcome
-            best = outcome["best"] or {}
-            failed = outcome["steps"][-1] if outcome["steps"] else {}
-            for row in outcome["steps"]:
-                if not row["ok"] and row["offered"] == outcome["first_failure"]:
-                    failed = row
-            per_delivery = best["server_core_busy"] * 1e4 / best["deliveries_per_s"] \
-                if best else None
-            outcome["server_us_per_delivery"] = per_delivery
-            rows.append([impl, clients, best.get("deliveries_per_s", 0.0),
-                         best.get("p50_ms"), best.get("p99_ms"), best.get("server_cpu"),
-                         best.get("server_core_busy"), per_delivery, best.get("client_cpu"),
-                         failed.get("saturated", "-") if not failed.get("ok", True) else "-"])
-    for row in rows:
-        raw = results["runs"].get(f"raw/{row[1]}", {}).get("best")
-        row.append(row[2] / raw["deliveries_per_s"] if raw else None)
-    table("Fan-out: maximum deliveries/s with p99 <= "
-          f"{args.p99_limit_ms:g} ms and nothing missed",
-          ["server", "clients", "deliveries/s", "p50 ms", "p99 ms", "server cpu %",
-           "core busy %", "core us/delivery", "client cpu %", "limit", "x raw"], rows)
-    table(f"Fan-out at {fixed_rate:,.0f} deliveries/s to {max(client_counts)} clients",
-          ["server", "clients", "deliveries/s", "p50 ms", "p99 ms", "server cpu %",
-           "client cpu %", "ok"], fixed_rows)
-    results["targets"] = targets(results, rows, fixed_rows, max(client_counts), quick)
+            try:
+                results["runs"][impl] = measure(args, impl, templates)
+            except Skip as why:
+                print(f"  {impl}: skipped: {why}", flush=True)
+                results["skipped"][impl] = str(why)
+    report(args, results)
+    benchlib.write_result(args.out, "fanout" if not args.quick else "fanout-quick", results)
+
+
+def report(args: Any, results: dict[str, Any]) -> None:
+    runs = results["runs"]
+    bun = runs.get("bun-publish", {}).get("median", {}).get("delivered_per_s")
+    rows = []
+    for impl, outcome in runs.items():
+        med = outcome["median"]
+        rates = [r["delivered_per_s"] for r in outcome["saturation"]]
+        lat = outcome["latency"]
+        rows.append([LABELS[impl], med["delivered_per_s"], min(rates), max(rates),
+                     med["us_per_delivery"], med["process_us_per_delivery"],
+                     med["server_core_busy"], med["client_cpu"],
+                     med["server_rss"] / 2**20, lat["clients"]["p99_ms"],
+                     "yes" if lat["ok"] else "NO",
+                     med["delivered_per_s"] / bun if bun else None])
+    table(f"Fan-out, {args.clients:,} clients: deliveries/s at saturation "
+          f"({args.saturate:,.0f}/s offered; median of {args.runs}); p99 at "
+          f"{args.latency_rate:,.0f}/s",
+          ["server", "median/s", "min/s", "max/s", "core us/deliv", "proc us/deliv", "core %",
+           "client %",
+           "RSS MiB", "p99 ms", "all ok", "x bun"], rows)
+    tw = runs.get("tickwire", {}).get("overload")
+    if tw:
+        table(f"tickwire under overload: peak {tw['peak']:,.0f}/s, then "
+              f"{tw['offered']:,.0f}/s offered (8 x peak)",
+              ["offered/s", "delivered/s", "x peak", "core us/deliv", "skipped", "conflated",
+               "RSS MiB", "p99 ms"],
+              [[r["offered"], r["delivered_per_s"],
+                r["delivered_per_s"] / tw["peak"] if tw["peak"] else None,
+                r["us_per_delivery"], r["fed"]["skipped"], r["clients"]["missed"],
+                r["server_rss"] / 2**20, r["clients"]["p99_ms"]]
+               for r in [*tw["ramp"], *tw["runs"]]])
+    results["targets"] = targets(args, results)
     for name, target in results["targets"].items():
         print(f"target {name}: {target['figure']} -> {benchlib.verdict(target['met'])}")
-    benchlib.write_result(args.out, "fanout" if not quick else "fanout-quick", results)
 
 
-def targets(results: dict[str, Any], rows: list[list[Any]], fixed_rows: list[list[Any]],
-            most: int, quick: bool) -> dict[str, Any]:
+def targets(args: Any, results: dict[str, Any]) -> dict[str, Any]:
+    runs, quick = results["runs"], args.quick
     out: dict[str, Any] = {}
-    best = {(r[0], r[1]): r[2] for r in rows}
-    for clients in sorted({r[1] for r in rows}):
-        tw, raw = best.get(("tickwire", clients)), best.get(("raw", clients))
-        if tw is not None and raw:
-            out[f"tickwire >= 0.8 x raw, {clients} clients"] = {
-                "figure": f"{tw / raw:.2f} x ({tw:,.0f} vs {raw:,.0f}/s)",
-                "met": None if quick else tw >= 0.8 * raw}
-        for other in ("websockets", "aiohttp"):
-            theirs = best.get((other, clients))
-            if tw is not None and theirs is not None:
-                out[f"tickwire above {other}, {clients} clients"] = {
-                    "figure": f"{tw:,.0f} vs {theirs:,.0f}/s",
-                    "met": None if quick else tw > theirs}
-    for row in fixed_rows:
-        if row[0] == "tickwire":
-            out[f"p99 <= 50 ms at 50,000/s to {most} clients"] = {
-                "figure": f"p99 {row[4]:.1f} ms at {row[2]:,.0f}/s",
-                "met": None if quick else (row[4] <= 50 and row[7] == "yes")}
+    tw = runs.get("tickwire")
+    if tw is None:
+        return out
+    rate = tw["median"]["delivered_per_s"]
+    for other, share in (("bun-publish", 0.6), ("node-corked", 0.8)):
+        theirs = runs.get(other, {}).get("median", {}).get("delivered_per_s")
+        if theirs:
+            out[f"tickwire >= {share} x {other}"] = {
+                "figure": f"{rate / theirs:.2f} x ({rate:,.0f} vs {theirs:,.0f}/s)",
+                "met": None if quick else rate >= share * theirs}
+    for other in ("websockets", "aiohttp", "picows", "raw"):
+        theirs = runs.get(other, {}).get("median", {}).get("delivered_per_s")
+        if theirs:
+            out[f"tickwire above {other}"] = {
+                "figure": f"{rate:,.0f} vs {theirs:,.0f}/s",
+                "met": None if quick else rate > theirs}
+    us = tw["median"]["us_per_delivery"]
+    out["<= 0.6 core us per delivery"] = {
+        "figure": f"{us:.2f} us" if us else "-", "met": None if quick else bool(us and us <= 0.6)}
+    over = tw.get("overload")
+    if over:
+        shares = [r["delivered_per_s"] / over["peak"] for r in over["runs"]] if over["peak"] \
+            else [0.0]
+        out["8 x overload: each run within 10% of peak"] = {
+            "figure": ", ".join(f"{s:.2f}" for s in shares) + f" x {over['peak']:,.0f}/s",
+            "met": None if quick else all(s >= 0.9 for s in shares)
+            and all(r["ok"] for r in over["runs"])}
+    lat = tw["latency"]
+    out[f"p99 <= 5 ms at {args.latency_rate:,.0f}/s"] = {
+        "figure": f"p99 {lat['clients']['p99_ms']:.2f} ms, "
+                  f"{'every push in order' if lat['ok'] else 'NOT all pushes in order'}",
+        "met": None if quick else lat["clients"]["p99_ms"] <= 5 and lat["ok"]}
     return out
 
 
 def main() -> None:
     p = benchlib.parser(__doc__.split("\n\n")[0])
     p.add_argument("--role", choices=["conductor", "server"], default="conductor")
-    p.add_argument("--impl", choices=IMPLS)
+    p.add_argument("--impl", choices=PYTHON_IMPLS)
     p.add_argument("--impls", nargs="+", choices=IMPLS, help="servers to run (default all)")
-    p.add_argument("--clients", nargs="+", type=int, help="client counts (default 100 1000)")
+    p.add_argument("--clients", type=int, default=1000)
     p.add_argument("--clients-max", type=int, default=1000)
     p.add_argument("--codes-per-client", type=int, default=10)
     p.add_argument("--products", type=int, default=100)
     p.add_argument("--tick-ms", type=float, default=10.0)
-    p.add_argument("--seconds", type=float, default=3.0, help="length of each step")
-    p.add_argument("--fixed-seconds", type=float, default=10.0)
-    p.add_argument("--start-rate", type=float, default=20_000.0)
-    p.add_argument("--factor", type=float, default=1.4)
-    p.add_argument("--max-steps", type=int, default=40)
-    p.add_argument("--refine", type=int, default=2)
-    p.add_argument("--p99-limit-ms", type=float, default=100.0)
-    p.add_argument("--check-every", type=int, default=64,
-                   help="while raising the rate, decode one message in this many whole "
-                        "(1: all; see benchmarks/wsload.py); the fixed step decodes all")
+    p.add_argument("--saturate", type=float, default=8_000_000.0,
+                   help="deliveries/s offered to saturate every server")
+    p.add_argument("--ramp-from", type=float, default=250_000.0,
+                   help="tickwire's overload ramp: first rate, doubled up to --saturate")
+    p.add_argument("--runs", type=int, default=3, help="runs at saturation (median)")
+    p.add_argument("--seconds", type=float, default=3.0, help="measured window of a run")
+    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--max-lag", type=float, default=0.1,
+                   help="a lagging server is handed at most this many seconds of updates")
+    p.add_argument("--latency-rate", type=float, default=50_000.0)
+    p.add_argument("--latency-seconds", type=float, default=10.0)
+    p.add_argument("--retries", type=int, default=2,
+                   help="times a run is measured again when other work took more than 15%% "
+                        "of a core meanwhile")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
     if args.role == "server":

@@ -1,14 +1,16 @@
-"""Idle connections: resident memory of one server process holding 5,000 WebSockets.
+"""Idle connections: resident memory of one server process holding 10,000 WebSockets.
 
 Each connection subscribes to 10 products and then nothing moves: the simulator drives only
-`btcusdt`, which no client holds, so the server keeps the connections, their subscriptions and
-their liveness checks and nothing else. The clients (benchmarks/wsload.py, another process on
-the other core) answer protocol pings, as every WebSocket library does. The server's resident
-set (VmRSS) is read before the first connection, once all are subscribed, and again after a
-round of protocol pings (`ping_interval` is 10 s); the larger of the two counts.
+`btcusdt`, which no client holds, so the server keeps the connections, their subscriptions
+and their liveness checks and nothing else. The clients (benchmarks/wscount.c, one C process
+on the other core, built at set-up) answer protocol pings, as every WebSocket library does.
+The server's resident set (VmRSS) is read before the first connection, once all are
+subscribed, and again after a round of protocol pings (`ping_interval` is 10 s); the larger
+of the two counts.
 
 Baselines in the same run, with the same clients: the raw asyncio server, websockets and the
-plain aiohttp handler of bench_fanout.py.
+plain aiohttp handler, the batching asyncio server, picows, Node's ws and Bun of
+bench_fanout.py (Node and Bun skipped, with the reason, where they cannot be installed).
 
 The open-file limit is raised for the benchmark's own processes only (setrlimit before exec);
 the user's system settings are not touched.
@@ -19,13 +21,15 @@ the user's system settings are not touched.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import bench_fanout
 import benchlib
+import natives
 from benchlib import CLIENT_CORE, SERVER_CORE, Child, get_json, pinned, rss_bytes, table
 
 MIB = 2**20
@@ -42,10 +46,12 @@ def connect(name: str, port: int, count: int, codes: list[str], pin: bool,
             subscriptions: Any) -> tuple[Child, float]:
     """Open `count` clients; return once the server holds all their subscriptions."""
     began = time.monotonic()
+    client = natives.wscount()
+    if client.path is None:
+        raise SystemExit(f"the C client cannot be built: {client.reason}")
     load = Child(f"{name}-clients", pinned(
-        [sys.executable, str(Path(__file__).with_name("wsload.py")), "--port", str(port),
-         "--count", str(count), "--codes", ",".join(codes), "--per-client", "10"],
-        CLIENT_CORE, pin))
+        [str(client.path), "--port", str(port), "--count", str(count),
+         "--codes", ",".join(codes), "--per-client", "10"], CLIENT_CORE, pin))
     load.receive()
     deadline = time.monotonic() + 120
     while subscriptions() < count * 10:
@@ -83,10 +89,16 @@ def measure_tickwire(workdir: Path, count: int, hold_s: float, pin: bool) -> dic
             "connections": health["connections"], "closed": report["closed"]}
 
 
-def measure_baseline(impl: str, count: int, hold_s: float, pin: bool) -> dict[str, Any]:
-    server = Child(impl, pinned([sys.executable, str(Path(__file__).with_name(
-        "bench_fanout.py")), "--role", "server", "--impl", impl, "--clients-max",
-        str(count)], SERVER_CORE, pin))
+def measure_baseline(impl: str, count: int, hold_s: float, pin: bool,
+                     templates: Path) -> dict[str, Any] | None:
+    """A server of bench_fanout.py (Python, Node or Bun); None when it cannot run here."""
+    settings = SimpleNamespace(tick_ms=10.0, products=100)
+    try:
+        cmd = bench_fanout.server_command(settings, impl, count, templates)
+    except bench_fanout.Skip as why:
+        print(f"  {impl}: skipped: {why}", flush=True)
+        return None
+    server = Child(impl, pinned(cmd, SERVER_CORE, pin))
     with benchlib.stopping(server):
         port = server.receive()["port"]
         time.sleep(1.0)
@@ -103,10 +115,12 @@ def measure_baseline(impl: str, count: int, hold_s: float, pin: bool) -> dict[st
 
 def main() -> None:
     p = benchlib.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--connections", type=int, default=5000)
+    p.add_argument("--connections", type=int, default=10_000)
     p.add_argument("--hold", type=float, default=13.0,
                    help="seconds to hold the connections (past one ping round)")
-    p.add_argument("--baselines", nargs="*", default=["raw", "websockets", "aiohttp"])
+    p.add_argument("--baselines", nargs="*",
+                   default=["raw", "batched", "websockets", "aiohttp", "picows", "node-ws",
+                            "bun-publish"])
     args = p.parse_args()
     count = 50 if args.quick else args.connections
     hold_s = 0.5 if args.quick else args.hold
@@ -117,8 +131,12 @@ def main() -> None:
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="tickwire-idle-") as tmp:
         runs["tickwire"] = measure_tickwire(Path(tmp), count, hold_s, pin)
-    for impl in args.baselines:
-        runs[impl] = measure_baseline(impl, count, hold_s, pin)
+        templates = Path(tmp) / "templates.json"
+        bench_fanout.write_js_templates(templates, bench_fanout.product_codes(100))
+        for impl in args.baselines:
+            run = measure_baseline(impl, count, hold_s, pin, templates)
+            if run is not None:
+                runs[impl] = run
     rows = []
     for name, r in runs.items():
         r["per_connection"] = (r["peak"] - r["base"]) / count
@@ -132,9 +150,9 @@ def main() -> None:
         f"RSS <= 256 MiB with {count:,} connections": {
             "figure": f"{tw['peak'] / MIB:.1f} MiB",
             "met": None if args.quick else tw["peak"] <= 256 * MIB and tw["closed"] == 0},
-        "<= 40 KiB per connection": {
+        "<= 8 KiB per connection": {
             "figure": f"{tw['per_connection'] / 1024:.1f} KiB",
-            "met": None if args.quick else tw["per_connection"] <= 40 * 1024},
+            "met": None if args.quick else tw["per_connection"] <= 8 * 1024},
     }
     for name, target in targets.items():
         print(f"target {name}: {target['figure']} -> {benchlib.verdict(target['met'])}")

@@ -9,7 +9,7 @@ real quote bodies stamped with the hand-over time `T`, CLOCK_MONOTONIC ns, and a
 - redis, 1 gateway / 2 gateways: an ingest process (the same feed, publishing on the Redis
   engine: each batch one script call) and a real redis-server on the client core; the
   gateways (`[engine] role = "gateway"`, sharing one port with SO_REUSEPORT) on the server
-  core, the load generator (benchmarks/wsload.py) connecting to that port.
+  core, the C clients (benchmarks/wscount.c) connecting to that port.
 
 Figures: deliveries/s; the server core time per delivery (the memory process's CPU, the
 gateways' together: the load generator saturates before one gateway does on a 2-core
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import benchlib
+import natives
 from bench_fanout import (
     Feed,
     Impl,
@@ -166,8 +167,11 @@ class RedisRun:
             SERVER_CORE, pin)) for i in range(gateways)]
         for gateway in self.gateways:
             gateway.receive()
+        client = natives.wscount()
+        if client.path is None:
+            raise SystemExit(f"bench_redis: the C client cannot be built: {client.reason}")
         self.client = Child("clients", pinned(
-            [sys.executable, str(Path(script).with_name("wsload.py")), "--port", str(port),
+            [str(client.path), "--port", str(port),
              "--count", str(clients), "--per-client", str(args.codes_per_client),
              "--codes", ",".join(product_codes(args.products)), "--seed", str(args.seed)],
             CLIENT_CORE, pin))

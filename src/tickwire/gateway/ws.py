@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -64,14 +65,18 @@ class MessageBudget:
         return False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Connection:
+    """One WebSocket client. Slotted: thousands are held, and the fan-out reads `out` and
+    `backlog` once per delivery."""
+
     ws: web.WebSocketResponse
     transport: asyncio.Transport
     ip: str
     last_seen: float
     codes: set[str] = field(default_factory=set)
     out: list[bytes] = field(default_factory=list)
+    """Frames of the fan-out in progress, written together as one."""
     backlog: dict[str, bytes] | None = None
     """While the socket is over its bound: the newest frame per product, else None."""
     slow_since: float = 0.0
@@ -93,6 +98,45 @@ class HubStats:
     ignored: int = 0
 
 
+MAX_BURST = 100_000
+"""Deliveries one fan-out hands to sockets at most, give or take each product's newest
+update. When more are waiting (the gateway fell behind its feed), the oldest updates of
+products that have a newer one waiting are dropped (conflated) to fit: the fan-out stays
+busy with the newest quotes, a burst costs at most ~50 ms, and what waits stays bounded."""
+
+
+WRITELINES_FROM = 32
+"""Frames from which one write is cheaper as `writelines` (uvloop hands the frames, shared by
+every subscriber, to one writev) than joined into one bytes first (a copy of each): measured
+~20% less CPU per frame at 100 frames, ~10% more at 10."""
+
+
+def fit_burst(updates: list[tuple[str, bytes]], subscribers: dict[str, set[Connection]],
+              budget: int) -> list[tuple[str, bytes]]:
+    """`updates` (oldest first) cut to about `budget` deliveries: the newest updates while
+    they fit, and before them the newest update of each other product; so every product's
+    newest is kept and one product's updates keep their order. Under overload this runs
+    for every update published, so it does a set lookup for most of them and nothing more."""
+    spent = 0
+    cut = len(updates)
+    while cut > 0:
+        subs = subscribers.get(updates[cut - 1][0])
+        n = len(subs) if subs else 0
+        if spent + n > budget:
+            break
+        spent += n
+        cut -= 1
+    newest = updates[cut:]
+    seen = {code for code, _ in newest}
+    older = []
+    for update in reversed(updates[:cut]):
+        if update[0] not in seen:
+            seen.add(update[0])
+            older.append(update)
+    older.reverse()
+    return older + newest
+
+
 class Hub:
     """Who is subscribed to what, and delivery of encoded updates to them."""
 
@@ -105,6 +149,10 @@ class Hub:
         self.connections: set[Connection] = set()
         self.stats = HubStats()
         self._background: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[str, bytes]] = []
+        """Updates published since the last fan-out, oldest first."""
+        self._fan_out_soon: asyncio.Handle | None = None
+        self.max_burst = MAX_BURST
         engine.subscribe(self.on_batch)
 
     def _known(self, code: str) -> bool:
@@ -115,40 +163,96 @@ class Hub:
         return sum(len(c.codes) for c in self.connections)
 
     # delivery ------------------------------------------------------------------------------
+    #
+    # A batch published waits for the next turn of the event loop (`call_soon`), so batches
+    # published in one turn (several feeds, an exchange's messages read at once) leave
+    # together: each connection gets one write per turn whatever the number of updates.
+    # Each update is framed once; a subscriber costs one `list.append` (`_fan_out`), and
+    # each connection one write (`_flush`).
 
     def on_batch(self, batch: list[tuple[str, bytes]]) -> None:
-        """Bus handler: frame each update once and queue it for every subscriber."""
-        dirty: list[Connection] = []
+        """Bus handler: the updates wait for the fan-out of this turn of the loop."""
+        self._pending += batch
+        if self._fan_out_soon is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a plain call): at once
+                self._fan_out()
+                return
+            self._fan_out_soon = loop.call_soon(self._fan_out)
+
+    def _fan_out(self) -> None:
+        self._fan_out_soon = None
+        updates, self._pending = self._pending, []
         subscribers = self.subscribers
+        stats = self.stats
+        waiting = sum(len(subscribers.get(code, ())) for code, _ in updates) \
+            if len(updates) > 1 else 0
+        if waiting > self.max_burst:
+            updates = fit_burst(updates, subscribers, self.max_burst)
+            stats.conflated += waiting - sum(len(subscribers.get(code, ()))
+                                             for code, _ in updates)
+        dirty: list[Connection] = []
+        code_of: dict[int, str] = {}
+        """A frame's product, by the frame's id (frames live until the writes below), for
+        `_flush`'s conflation; one entry per update, nothing per subscriber."""
         delivered = 0
-        for code, body in batch:
+        for code, body in updates:
             subs = subscribers.get(code)
             if not subs:
                 continue
             frame = text_frame(push_message(body))
+            code_of[id(frame)] = code
             delivered += len(subs)
             for conn in subs:
-                if conn.backlog is not None:
-                    conn.backlog[code] = frame
-                    self.stats.conflated += 1
+                out = conn.out
+                if out:
+                    out.append(frame)
+                elif conn.backlog is None:
+                    out.append(frame)
+                    dirty.append(conn)
                 else:
-                    if not conn.out:
-                        dirty.append(conn)
-                    conn.out.append(frame)
-        self.stats.deliveries += delivered
+                    conn.backlog[code] = frame
+                    stats.conflated += 1
+        stats.deliveries += delivered
         for conn in dirty:
-            self._flush(conn)
+            self._flush(conn, code_of)
 
-    def _flush(self, conn: Connection) -> None:
-        frames, conn.out = conn.out, []
-        if conn.closing or self._transport_gone(conn):
+    def _flush(self, conn: Connection, code_of: dict[int, str]) -> None:
+        """Write `conn.out` as one. What would take the socket's pending bytes over the
+        bound is first cut to the newest frame per product; if even that does not fit,
+        the connection is a slow reader: its frames wait in `backlog` (newest per product)
+        for `sweep` to send once the socket drains."""
+        out = conn.out
+        transport = conn.transport
+        if conn.closing or transport is None or transport.is_closing():
+            out.clear()
             return
-        if conn.transport.get_write_buffer_size() > self.settings.max_pending_bytes:
-            # Over the bound: from now on keep only the newest frame per product.
-            conn.backlog = {}
-            conn.slow_since = time.monotonic()
-            return
-        conn.transport.write(b"".join(frames) if len(frames) > 1 else frames[0])
+        frames = out
+        size = sum(map(len, out))
+        bound = self.settings.max_pending_bytes
+        waiting = transport.get_write_buffer_size()
+        if waiting + size > bound:
+            newest = {code_of[id(frame)]: frame for frame in out}
+            self.stats.conflated += len(out) - len(newest)
+            frames = list(newest.values())
+            if waiting + sum(map(len, frames)) > bound:
+                conn.backlog = newest
+                conn.slow_since = time.monotonic()
+                out.clear()
+                return
+        if len(frames) >= WRITELINES_FROM:
+            transport.writelines(frames)  # one writev of the shared frames, no copy
+        else:
+            transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        out.clear()
+
+    def _fan_out_now(self) -> None:
+        """Run a pending fan-out at once (before a subscription reads its snapshots, so
+        that no update older than a snapshot follows it)."""
+        if self._fan_out_soon is not None:
+            self._fan_out_soon.cancel()
+            self._fan_out()
 
     def refuse(self, conn: Connection, payload: bytes) -> None:
         """An error reply, to a connection that opted in (`/ws?errors=1`). Deployed clients
@@ -189,7 +293,9 @@ class Hub:
         if len(unknown) > MAX_UNKNOWN_REPORTED:
             self.refuse(conn, ws_error(
                 404, f"and {len(unknown) - MAX_UNKNOWN_REPORTED} more unknown codes"))
+        self._fan_out_now()
         for code in fresh:
+            code = sys.intern(code)  # one string per code, not one per connection and code
             conn.codes.add(code)
             subs = self.subscribers.get(code)
             if subs is None:
@@ -197,11 +303,18 @@ class Hub:
                 self._engine.watch(code)
             subs.add(conn)
         # the snapshots after subscribing: an update published meanwhile is not missed
-        for body in await self._engine.latest(fresh) if fresh else ():
+        code_of: dict[int, str] = {}
+        for code, body in zip(fresh, await self._engine.latest(fresh) if fresh else (),
+                              strict=True):
             if body is not None and not conn.closing:
-                conn.out.append(text_frame(push_message(body)))
+                frame = text_frame(push_message(body))
+                code_of[id(frame)] = code
+                if conn.backlog is not None:
+                    conn.backlog[code] = frame
+                else:
+                    conn.out.append(frame)
         if conn.out:
-            self._flush(conn)
+            self._flush(conn, code_of)
 
     def unsubscribe(self, conn: Connection, codes: list[str]) -> None:
         for code in codes:
