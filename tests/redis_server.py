@@ -3,6 +3,7 @@ disk, stopped after. Tests that need one skip, saying why, where the binary is a
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -17,6 +18,13 @@ import pytest
 from tests.ports import free_port
 
 BINARY = "redis-server"
+
+
+def _real_clock() -> dict[str, str]:
+    """This environment without libfaketime: redis-server does not start under it, and a
+    suite run under `faketime` tests tickwire's clock, not Redis's."""
+    return {k: v for k, v in os.environ.items()
+            if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
 
 
 def require_redis() -> str:
@@ -50,7 +58,7 @@ class RedisServer:
             [require_redis(), "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
              "--logfile", str(self.workdir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=_real_clock())
         deadline = time.monotonic() + timeout
         while not self.answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
