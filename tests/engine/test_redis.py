@@ -172,6 +172,29 @@ async def test_a_dead_gateways_websockets_stop_counting_within_its_lease(
     await dying._link.client.aclose()
 
 
+async def test_redis_emptied_under_a_gateway_its_counts_are_written_back_whole(
+        deployment: Deployment) -> None:
+    """Redis restarted empty while the gateway held connections: the next change must not
+    rebuild the gateway's keys from itself alone (2 held + 1 new would count as 1)."""
+    gateway = await deployment.gateway()
+    gateway.watch("btcusdt")
+    await eventually(lambda: deployment.engine.watched("btcusdt"), "the ingest told")
+    assert await gateway.ws_acquire("10.0.0.1", 3) and await gateway.ws_acquire("10.0.0.1", 3)
+    client = gateway._link.client
+    lost = await client.keys(deployment.settings.prefix + "*")
+    await client.delete(*lost)  # as a restart without persistence would, all at once
+    assert await gateway.ws_acquire("10.0.0.1", 3)  # the third
+    assert not await gateway.ws_acquire("10.0.0.1", 3)  # the fourth: the two held count
+    other = await deployment.gateway()
+    assert not await other.ws_acquire("10.0.0.1", 3)  # and count on every gateway
+    await gateway.ws_release("10.0.0.1")
+    assert await other.ws_acquire("10.0.0.1", 3)
+    gateway.watch("ethusdt")  # a change to the watched codes writes them whole, too
+    await eventually(lambda: deployment.engine.watched("ethusdt"), "the new code")
+    await asyncio.sleep(1.5)  # past the ingest's next read of every gateway's codes
+    assert deployment.engine.watched("btcusdt") and deployment.engine.watched("ethusdt")
+
+
 @pytest.mark.slow  # waits out a lease
 async def test_a_second_ingest_on_the_same_prefix_is_refused(
         deployment: Deployment, tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ allow-list, WebSocket counts and rate limits, shared with every other gateway.
 Each gateway is a lease in Redis (`Keys.gateways`, renewed every `HEARTBEAT` seconds):
 its WebSocket counts per IP and its watched codes live in keys of its own that expire with
 the lease, so a gateway that dies stops counting within `[engine] lease`, and nothing is
-left to clean up. Those keys are written again from the gateway's own counts whenever they
-went missing (Redis restarted empty) or a change could not be written (Redis away).
+left to clean up. Those keys are written again, whole, from the gateway's own counts
+whenever they went missing (Redis restarted empty: the scripts refuse to change a missing
+key, so it is never rebuilt from the changes since alone) or a change could not be written
+(Redis away).
 
 The cap and the limits are Lua scripts, each one atomic over every gateway's counts. While
 Redis cannot be reached, `[engine] on_error` decides: "open" counts on this gateway alone,
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -52,6 +55,9 @@ from tickwire.errors import TickwireError
 from tickwire.models import WINDOW, Category, Product
 
 log = logging.getLogger("tickwire.engine")
+
+MISSING = -1
+"""What a script answers when this gateway's key is gone (see `redis_scripts`)."""
 
 HEARTBEAT = 0.5
 """Seconds between renewals of the lease, and reads of the ingest's status."""
@@ -285,7 +291,9 @@ class GatewaySide:
                         await self._watch_script(
                             keys=[own], args=[op, code, self._lease_ms, keys.watching, self.id],
                             client=pipe)
-                    await pipe.execute()
+                    done = await pipe.execute()
+                if MISSING in done:
+                    await self._write_watched()
             except Exception as exc:
                 if isinstance(exc, FAILURES):
                     self._link.failed(exc)
@@ -324,9 +332,9 @@ class GatewaySide:
             pipe.get(keys.catalogue_id)
             (ws_kept, watch_kept), status, allow_version, catalogue_id = await pipe.execute()
         self._link.ok()
-        if self._ws_dirty or (not ws_kept and self._ws):
+        if self._ws_dirty or not ws_kept:
             await self._write_counts()
-        if self._watch_dirty or (not watch_kept and self._watching):
+        if self._watch_dirty or not watch_kept:
             await self._write_watched()
         if catalogue_id is not None and catalogue_id != self._catalogue_id:
             blob = cast(bytes | None, await client.get(keys.catalogue))
@@ -349,9 +357,9 @@ class GatewaySide:
         counts = {ip: n for ip, n in self._ws.items() if n > 0}
         async with self._link.client.pipeline(transaction=True) as pipe:
             pipe.delete(own)
-            if counts:
-                pipe.hset(own, mapping=counts)  # type: ignore[arg-type]
-                pipe.pexpire(own, self._lease_ms)
+            whole: dict[str, int] = {lua.WHOLE: 1, **counts}
+            pipe.hset(own, mapping=whole)  # type: ignore[arg-type]
+            pipe.pexpire(own, self._lease_ms)
             await pipe.execute()
 
     async def _write_watched(self) -> None:
@@ -361,9 +369,8 @@ class GatewaySide:
         codes = list(self._watching)
         async with self._link.client.pipeline(transaction=True) as pipe:
             pipe.delete(own)
-            if codes:
-                pipe.sadd(own, *codes)
-                pipe.pexpire(own, self._lease_ms)
+            pipe.sadd(own, lua.WHOLE, *codes)
+            pipe.pexpire(own, self._lease_ms)
             pipe.publish(keys.watching, b"r\0" + self.id.encode())
             await pipe.execute()
 
@@ -480,8 +487,14 @@ class GatewaySide:
         keys = self._keys
         try:
             self._reachable()
-            admitted = bool(await self._acquire(
-                keys=[keys.gateways], args=[keys.prefix, self.id, ip, cap, self._lease_ms]))
+            acquire = functools.partial(
+                self._acquire, keys=[keys.gateways],
+                args=[keys.prefix, self.id, ip, cap, self._lease_ms])
+            answer = await acquire()
+            if answer == MISSING:  # Redis lost this gateway's lease and counts
+                await self.beat()
+                answer = await acquire()
+            admitted = bool(answer == 1)
         except FAILURES as exc:
             self._ws_dirty = True
             self._unreachable(exc, "WebSocket connections")
@@ -496,7 +509,9 @@ class GatewaySide:
             del self._ws[ip]
         try:
             self._reachable()
-            await self._release(keys=[self._keys.gateway(self.id, "ws")], args=[ip])
+            if await self._release(keys=[self._keys.gateway(self.id, "ws")],
+                                   args=[ip]) == MISSING:
+                self._ws_dirty = True  # written whole at the next heartbeat
         except FAILURES as exc:
             self._link.failed(exc)
             self._ws_dirty = True

@@ -246,7 +246,8 @@ class IngestSide:
 
     async def _read_watchers(self) -> None:
         try:
-            flat = await self._watchers(keys=[self._keys.gateways], args=[self._keys.prefix])
+            flat = await self._watchers(keys=[self._keys.gateways],
+                                        args=[self._keys.prefix, lua.WHOLE])
         except FAILURES as exc:
             self._link.failed(exc)
             return

@@ -3,9 +3,18 @@
 Scripts name keys of other gateways (`WS_ACQUIRE`, `WATCHERS`) from the prefix, so the
 engine needs a standalone Redis or Valkey server, not Redis Cluster. Times are Redis's
 (`TIME`), so machines whose clocks differ still agree on leases and rate windows.
+
+A gateway's own keys (its WebSocket counts, its watched codes) always hold the member
+`WHOLE`, written with the rest whenever the gateway writes them whole. A script that would
+change one of them answers -1 when that key is missing instead of creating it: Redis lost
+it (restarted empty), and a key made of the changes since would undercount until the
+gateway noticed. On -1 the gateway writes the key whole from its own counts.
 """
 
 from __future__ import annotations
+
+WHOLE = "~"
+"""A member no IP address or product code can be: a gateway's key was written whole."""
 
 _NOW_MS = """
 local clock = redis.call('TIME')
@@ -69,6 +78,7 @@ return 1
 
 WATCH = """
 -- KEYS[1] the gateway's watched codes; ARGV: 'w' or 'u', code, lease ms, channel, gateway
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if ARGV[1] == 'w' then redis.call('SADD', KEYS[1], ARGV[2])
 else redis.call('SREM', KEYS[1], ARGV[2]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -86,7 +96,10 @@ return {redis.call('PEXPIRE', KEYS[2], ARGV[2]), redis.call('PEXPIRE', KEYS[3], 
 
 WS_ACQUIRE = _NOW_MS + """
 -- KEYS[1] the registry; ARGV: prefix, gateway, ip, cap, lease ms.
--- The IP's WebSockets on every live gateway; one more on this one unless at the cap.
+-- The IP's WebSockets on every live gateway; one more on this one unless at the cap (1, else
+-- 0), or -1 when this gateway's counts are missing.
+local own = ARGV[1] .. ':gw:' .. ARGV[2] .. ':ws'
+if redis.call('EXISTS', own) == 0 then return -1 end
 local total = 0
 local function add(gateway)
   local n = redis.call('HGET', ARGV[1] .. ':gw:' .. gateway .. ':ws', ARGV[3])
@@ -97,14 +110,14 @@ for _, gateway in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
   if gateway ~= ARGV[2] then add(gateway) end
 end
 if total >= tonumber(ARGV[4]) then return 0 end
-local own = ARGV[1] .. ':gw:' .. ARGV[2] .. ':ws'
 redis.call('HINCRBY', own, ARGV[3], 1)
 redis.call('PEXPIRE', own, ARGV[5])
 return 1
 """
 
 WS_RELEASE = """
--- KEYS[1] this gateway's WebSocket counts; ARGV[1] ip
+-- KEYS[1] this gateway's WebSocket counts; ARGV[1] ip. -1 when the counts are missing.
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 1
 """
@@ -136,11 +149,14 @@ return {{}, 0}
 """
 
 WATCHERS = _NOW_MS + """
--- KEYS[1] the registry; ARGV[1] prefix. Each live gateway and the codes it watches:
+-- KEYS[1] the registry; ARGV: prefix, WHOLE. Each live gateway and the codes it watches:
 -- {gateway, count, codes..., gateway, count, codes...}
 local out = {}
 for _, gateway in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-  local codes = redis.call('SMEMBERS', ARGV[1] .. ':gw:' .. gateway .. ':watch')
+  local codes = {}
+  for _, code in ipairs(redis.call('SMEMBERS', ARGV[1] .. ':gw:' .. gateway .. ':watch')) do
+    if code ~= ARGV[2] then codes[#codes + 1] = code end
+  end
   out[#out + 1] = gateway
   out[#out + 1] = #codes
   for _, code in ipairs(codes) do out[#out + 1] = code end
