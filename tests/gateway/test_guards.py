@@ -9,7 +9,7 @@ import pytest
 from tickwire.engine.base import AllowSnapshot, StoredAllow
 from tickwire.gateway.access import AllowList, forwarded_client, parse_address, parse_network
 from tickwire.gateway.guards import Refusals
-from tickwire.gateway.ws import MessageBudget
+from tickwire.gateway.wsconn import MessageBudget
 
 
 def test_v4_mapped_v6_is_read_as_v4() -> None:

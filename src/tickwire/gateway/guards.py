@@ -68,10 +68,15 @@ async def allow_list(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
+HANDED_OVER = web.RequestKey("ws_handed_over", bool)
+"""Set on a request whose socket a WebSocket connection took over: the connection gives
+back its place under the cap when it closes, not this guard when the handler returns."""
+
+
 @web.middleware
 async def ws_cap(request: web.Request, handler: Handler) -> web.StreamResponse:
     """At most `ws_connections_per_ip` WebSockets per client IP, counted in the engine for
-    as long as the connection's handler runs."""
+    as long as the connection lives."""
     if not is_websocket(request) or request.match_info.http_exception is not None:
         return await handler(request)
     gateway = request.app[GATEWAY]
@@ -84,7 +89,8 @@ async def ws_cap(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     finally:
-        await gateway.engine.ws_release(ip)
+        if not request.get(HANDED_OVER):
+            await gateway.engine.ws_release(ip)
 
 
 class RateRule(NamedTuple):

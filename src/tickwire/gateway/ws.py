@@ -1,4 +1,4 @@
-"""The WebSocket `/ws`: subscriptions and fan-out.
+"""The WebSocket `/ws`: subscriptions and fan-out (each client a `wsconn.Connection`).
 
 Each update is encoded and framed once; the same bytes go to every subscriber, and a
 connection's frames from one batch leave in one write. What waits for a connection is
@@ -11,82 +11,37 @@ one silent for `idle_timeout` is closed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, hdrs, web
+from aiohttp.http import WS_KEY
 
 from tickwire.config import WebSocketConfig
 from tickwire.engine.base import Engine
 from tickwire.gateway.access import client_ip
-from tickwire.gateway.guards import Refusals
+from tickwire.gateway.guards import HANDED_OVER, Refusals
+from tickwire.gateway.responses import SERVER
 from tickwire.gateway.state import GATEWAY
+from tickwire.gateway.wsconn import CLOSE_TIMEOUT, Connection, MessageBudget
 from tickwire.wire import pong, push_message, split_codes, text_frame, ws_error
+
+__all__ = ["HANDED_OVER", "Connection", "Hub", "MessageBudget", "fit_burst", "websocket"]
 
 log = logging.getLogger("tickwire.ws")
 
 _decode = msgspec.json.decode
 MAX_UNKNOWN_REPORTED = 10
 """Unknown codes in one request reported one by one; the rest are summed up in one message."""
-
-
-class MessageBudget:
-    """A token bucket for one WebSocket's incoming messages: `rate` a second, bursts of `rate`."""
-
-    __slots__ = ("_last", "_last_drop", "_rate", "_tokens", "over_since", "warned_at")
-
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
-        self._tokens = rate
-        self._last = time.monotonic()
-        self._last_drop = 0.0
-        self.over_since = 0.0
-        """When the client went over and stayed over (a drop at least every second); 0 if not."""
-        self.warned_at = 0.0
-
-    def take(self, now: float) -> bool:
-        self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            if self.over_since and now - self._last_drop > 1.0:
-                self.over_since = 0.0
-            return True
-        if not self.over_since:
-            self.over_since = now
-        self._last_drop = now
-        return False
-
-
-@dataclass(eq=False, slots=True)
-class Connection:
-    """One WebSocket client. Slotted: thousands are held, and the fan-out reads `out` and
-    `backlog` once per delivery."""
-
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport
-    ip: str
-    last_seen: float
-    codes: set[str] = field(default_factory=set)
-    out: list[bytes] = field(default_factory=list)
-    """Frames of the fan-out in progress, written together as one."""
-    backlog: dict[str, bytes] | None = None
-    """While the socket is over its bound: the newest frame per product, else None."""
-    slow_since: float = 0.0
-    pinged: bool = False
-    closing: bool = False
-    budget: MessageBudget = field(default_factory=lambda: MessageBudget(1.0))
-    errors: bool = False
-    """Opted in to error replies (`/ws?errors=1`)."""
-    ignored: int = 0
-    """Messages ignored without a reply (it did not opt in)."""
 
 
 @dataclass
@@ -269,12 +224,11 @@ class Hub:
 
     def send(self, conn: Connection, payload: bytes) -> None:
         """A control message (pong, error) to one connection, ahead of any backlog."""
-        if not conn.closing and not self._transport_gone(conn):
+        if not conn.closing and not conn.transport.is_closing():
             conn.transport.write(text_frame(payload))
 
-    @staticmethod
-    def _transport_gone(conn: Connection) -> bool:
-        return conn.transport is None or conn.transport.is_closing()
+    def handle_text(self, conn: Connection, text: str) -> Awaitable[None]:
+        return _handle_text(self, conn, text)
 
     # subscriptions -------------------------------------------------------------------------
 
@@ -335,6 +289,15 @@ class Hub:
     def add(self, conn: Connection) -> None:
         self.connections.add(conn)
 
+    def lost(self, conn: Connection) -> None:
+        """The connection is closing or closed: out of the hub, and its place under the
+        cap per IP given back (once)."""
+        if not conn.closing:
+            self.remove(conn)
+        if conn.counted:
+            conn.counted = False
+            self.spawn(self._engine.ws_release(conn.ip))
+
     def remove(self, conn: Connection) -> None:
         conn.closing = True
         self.connections.discard(conn)
@@ -358,7 +321,7 @@ class Hub:
             if conn.closing:
                 continue
             if conn.backlog is not None:
-                if self._transport_gone(conn):
+                if conn.transport.is_closing():
                     continue
                 if conn.transport.get_write_buffer_size() <= settings.max_pending_bytes // 2:
                     frames, conn.backlog = list(conn.backlog.values()), None
@@ -382,21 +345,17 @@ class Hub:
                             f"idle: nothing received for {settings.idle_timeout:g} s")
             elif silent > settings.ping_interval and not conn.pinged:
                 conn.pinged = True
-                self._spawn(self._ping(conn))
+                conn.ping()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _ping(self, conn: Connection) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await conn.ws.ping()
-
     def _close(self, conn: Connection, code: int, kind: str, reason: str) -> None:
         self.refusals.note(kind, conn.ip, reason)
         self.remove(conn)
-        self._spawn(_close_or_abort(conn, code, reason))
+        conn.close(code, reason)
 
     def close_unallowed(self, allows: Callable[[str], bool]) -> None:
         """Close (1008) the connections of addresses that `allows` refuses: the allow-list
@@ -407,52 +366,22 @@ class Hub:
                             f"IP {conn.ip} is not authorized")
 
     async def close_all(self, reason: str = "server shutting down") -> None:
+        """Close every connection (1001) and wait until their sockets are closed (each at
+        most `CLOSE_TIMEOUT`), then for what they gave back."""
         conns = list(self.connections)
         for conn in conns:
             self.remove(conn)
-        await asyncio.gather(
-            *(_close_or_abort(c, WSCloseCode.GOING_AWAY, reason) for c in conns),
-            return_exceptions=True,
-        )
-
-
-async def _close_or_abort(conn: Connection, code: int, reason: str) -> None:
-    """Send a close frame; a peer that does not read gets its socket cut after 2 s."""
-    try:
-        await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), 2.0)
-    except (TimeoutError, ConnectionError, RuntimeError):
-        pass
-    finally:
-        if conn.transport is not None and not conn.transport.is_closing():
-            conn.transport.abort()
+            conn.close(WSCloseCode.GOING_AWAY, reason)
+        deadline = time.monotonic() + CLOSE_TIMEOUT + 0.5
+        while any(not c.gone for c in conns) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
 
 def parse_codes(value: Any) -> list[str] | None:
     """The codes of a `Key`/`UnKey` value; None if it is not a string."""
     return split_codes(value) if isinstance(value, str) else None
-
-
-async def handle_messages(hub: Hub, conn: Connection) -> None:
-    """Read a connection's messages until it closes."""
-    ws = conn.ws
-    async for msg in ws:
-        now = conn.last_seen = time.monotonic()
-        conn.pinged = False
-        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not conn.budget.take(now):
-            if now - conn.budget.warned_at >= 1.0:  # one reply a second, not one per message
-                conn.budget.warned_at = now
-                hub.refuse(conn, ws_error(429, "too many messages: at most "
-                                        f"{hub.settings.messages_per_second:g} a second; "
-                                        "messages over it are dropped"))
-            continue
-        if msg.type == WSMsgType.TEXT:
-            await _handle_text(hub, conn, msg.data)
-        elif msg.type == WSMsgType.BINARY:
-            hub.refuse(conn, ws_error(400, "binary frames are not supported; send JSON text"))
-        elif msg.type == WSMsgType.PING:
-            await ws.pong(msg.data)
-        elif msg.type == WSMsgType.ERROR:
-            break
 
 
 async def _handle_text(hub: Hub, conn: Connection, text: str) -> None:
@@ -484,25 +413,35 @@ async def _handle_text(hub: Hub, conn: Connection, text: str) -> None:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     """`/ws` (and an upgrade on `/`): the handshake (the guards have let it through), then
-    the connection's life. `?errors=1` opts in to error replies."""
+    the socket handed to a `Connection`. `?errors=1` opts in to error replies."""
     gateway = request.app[GATEWAY]
     settings = gateway.config.websocket
-    ws = web.WebSocketResponse(autoping=False, compress=False,
-                               max_msg_size=settings.max_message_bytes)
-    await ws.prepare(request)
-    transport = request.transport
+    handshake = web.WebSocketResponse(autoping=False, compress=False)
+    if not handshake.can_prepare(request).ok:
+        await handshake.prepare(request)  # raises what is wrong with it (400, 426...)
+    transport, protocol = request.transport, request.protocol
     assert transport is not None
+    conn = Connection(gateway.hub, transport, client_ip(request),  # type: ignore[arg-type]
+                      settings, errors=request.query.get("errors") == "1")
+    transport.write(_switching_protocols(request.headers[hdrs.SEC_WEBSOCKET_KEY]))
+    # from here the socket's bytes are the connection's; aiohttp lets go of it without
+    # closing it (its protocol forgets the transport, then is told the connection is
+    # lost), and with it of the request
+    transport.set_protocol(conn)
+    protocol.transport = None
+    protocol.connection_lost(None)
+    request[HANDED_OVER] = True
     _bound_kernel_buffer(transport, settings.max_pending_bytes)
-    conn = Connection(ws, transport, client_ip(request), time.monotonic(),  # type: ignore[arg-type]
-                      budget=MessageBudget(settings.messages_per_second),
-                      errors=request.query.get("errors") == "1")
-    hub = gateway.hub
-    hub.add(conn)
-    try:
-        await handle_messages(hub, conn)
-    finally:
-        hub.remove(conn)
-    return ws
+    gateway.hub.add(conn)
+    return web.Response(status=101)  # not sent: aiohttp has no socket to send it on
+
+
+def _switching_protocols(key: str) -> bytes:
+    """The handshake's answer (RFC 6455 section 4.2.2)."""
+    accept = base64.b64encode(hashlib.sha1(key.encode() + WS_KEY).digest())
+    return (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept +
+            b"\r\nServer: " + SERVER.encode() + b"\r\n\r\n")
 
 
 def _bound_kernel_buffer(transport: asyncio.BaseTransport, size: int) -> None:
