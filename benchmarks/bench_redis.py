@@ -217,7 +217,8 @@ def start_redis(workdir: Path, pin: bool) -> tuple[subprocess.Popen[bytes], str]
     port = benchlib.free_port()
     proc = subprocess.Popen(pinned([binary, "--port", str(port), "--bind", "127.0.0.1",
                                     "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                                   CLIENT_CORE, pin), stdout=subprocess.DEVNULL)
+                                   CLIENT_CORE, pin), stdout=subprocess.DEVNULL,
+                            env=benchlib.real_clock_env())
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while True:

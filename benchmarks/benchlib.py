@@ -137,6 +137,13 @@ def can_pin() -> bool:
     return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
 
 
+def real_clock_env() -> dict[str, str]:
+    """This environment without libfaketime, for a server that does not start under it
+    (redis-server): a run under `faketime` fakes the benchmarked process's clock only."""
+    return {k: v for k, v in os.environ.items()
+            if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+
+
 def pinned(cmd: list[str], core: int, pin: bool = True) -> list[str]:
     """`cmd` run on one core with taskset, where taskset exists and there are two cores."""
     if pin and can_pin():
