@@ -140,3 +140,26 @@ async def test_a_client_close_is_answered_and_the_socket_closed(
     assert await asyncio.to_thread(sock.recv, 100) == b""
     sock.close()
     await eventually(lambda: not server.app[GATEWAY].hub.connections, "gone")
+
+
+async def test_a_fault_of_ours_in_a_message_ends_that_connection_only(
+        served: tuple[Server, TestClient], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[type-arg]
+    server, client = served
+    hub = server.app[GATEWAY].hub
+    other = await client.ws_connect("/ws")
+    await other.send_str('{"Key":"btcusdt"}')
+    await eventually(lambda: hub.subscription_count == 1, "the other subscribed")
+
+    async def broken(conn: object, text: str) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(hub, "handle_text", broken)
+    faulty = await client.ws_connect("/ws")
+    await faulty.send_str('{"Key":"ethusdt"}')
+    closed = await faulty.receive(5)
+    assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1011
+    assert "handling a client message failed" in caplog.text
+    server.engine.publish([("btcusdt", body("btcusdt", 7))])
+    assert json.loads((await other.receive(5)).data)["body"]["N"] == 7
+    await other.close()

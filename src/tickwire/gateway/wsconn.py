@@ -16,6 +16,7 @@ closed; a client that does not answer ours within `CLOSE_TIMEOUT` has its socket
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Coroutine
@@ -29,6 +30,8 @@ from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opc
 
 from tickwire.config import WebSocketConfig
 from tickwire.wire import ws_error
+
+log = logging.getLogger("tickwire.ws")
 
 CLOSE_TIMEOUT = 2.0
 """Seconds a client has to answer our close frame before its socket is cut."""
@@ -214,20 +217,24 @@ class Connection(asyncio.Protocol):
         try:
             while inbox and not self.closing:
                 await self.hub.handle_text(self, inbox.popleft())
+        except Exception:  # a fault of ours: this connection ends, the server goes on
+            log.exception("handling a client message failed", extra={"ip": self.ip})
+            self.close(CloseReason.INTERNAL_ERROR, "internal error")
+            self.hub.lost(self)
         finally:
             self._inbox = None
 
     # frames out -----------------------------------------------------------------------------
 
     def ping(self) -> None:
-        if self._frames.state is ConnectionState.OPEN and not self.gone:
+        if self._frames.state is ConnectionState.OPEN and not self.transport.is_closing():
             self.transport.write(self._frames.send(Ping()))
 
     def close(self, code: int, reason: str) -> None:
         """Our close frame; the socket closes when the client answers, or is cut after
         `CLOSE_TIMEOUT`. What it sends meanwhile is read (a socket closed with unread bytes
         would be reset, and the client could lose our close frame)."""
-        if self.gone:
+        if self.transport.is_closing():
             return
         frames = self._frames
         if frames.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
