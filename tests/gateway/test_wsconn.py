@@ -163,3 +163,75 @@ async def test_a_fault_of_ours_in_a_message_ends_that_connection_only(
     server.engine.publish([("btcusdt", body("btcusdt", 7))])
     assert json.loads((await other.receive(5)).data)["body"]["N"] == 7
     await other.close()
+
+
+async def test_pings_from_a_client_that_never_reads_are_bounded(
+        served: tuple[Server, TestClient]) -> None:  # type: ignore[type-arg]
+    server, client = served
+    hub = server.app[GATEWAY].hub
+    assert client.port is not None
+    sock = await asyncio.to_thread(rawws.connect, client.port, "127.0.0.1", 4096)
+    await eventually(lambda: len(hub.connections) == 1, "connected")
+    (conn,) = hub.connections
+    pings = frame(0x9, b"p" * 125) * 30_000  # 3.9 MB of pongs asked for, none read
+    await asyncio.to_thread(sock.sendall, pings)
+    await eventually(lambda: conn.transport.get_write_buffer_size() > 0, "pongs waiting")
+    await asyncio.sleep(0.3)
+    bound = hub.settings.max_pending_bytes
+    assert conn.transport.get_write_buffer_size() <= bound + 131
+    sock.close()
+
+
+async def test_the_place_is_held_until_the_socket_closes_and_a_stuck_one_is_cut(
+        served: tuple[Server, TestClient], monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
+    server, client = served
+    monkeypatch.setattr(wsconn, "CLOSE_TIMEOUT", 1.0)
+    hub = server.app[GATEWAY].hub
+    assert client.port is not None
+    stuck = await asyncio.to_thread(rawws.connect, client.port, "127.0.0.1", 4096)
+    await asyncio.to_thread(rawws.send_text, stuck, '{"Key":"btcusdt"}')
+    await eventually(lambda: hub.subscription_count == 1, "subscribed")
+    (conn,) = hub.connections
+    for n in range(40):  # more than its socket takes: it stops reading
+        server.engine.publish([("btcusdt", body("btcusdt", n, pad=60_000))])
+        await asyncio.sleep(0)
+    await eventually(lambda: conn.transport.get_write_buffer_size() > 0, "a full socket")
+    await asyncio.to_thread(stuck.sendall, frame(0x8, struct.pack("!H", 1000)))
+    await eventually(lambda: conn.closing, "its close read")
+    others = [await client.ws_connect("/ws") for _ in range(CAP - 1)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:  # still counted
+        await client.ws_connect("/ws")
+    assert refused.value.status == 429
+    await eventually(lambda: conn.gone, "cut after CLOSE_TIMEOUT")
+    freed = await client.ws_connect("/ws")  # its place is given back
+    await freed.close()
+    stuck.close()
+    for ws in others:
+        await ws.close()
+
+
+async def test_bytes_sent_with_the_handshake_are_read(
+        served: tuple[Server, TestClient]) -> None:  # type: ignore[type-arg]
+    server, client = served
+    hub = server.app[GATEWAY].hub
+    assert client.port is not None
+    sock = socket.create_connection(("127.0.0.1", client.port))
+    sock.settimeout(5)
+    head = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n")
+    await asyncio.to_thread(sock.sendall, head + frame(0x1, b'{"Key":"ethusdt"}'))
+    answer = await asyncio.to_thread(sock.recv, 4096)
+    assert answer.startswith(b"HTTP/1.1 101 ")
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in answer
+    await eventually(lambda: hub.subscription_count == 1, "the early Key read")
+    sock.close()
+
+
+async def test_a_handshake_while_shutting_down_is_refused(
+        served: tuple[Server, TestClient]) -> None:  # type: ignore[type-arg]
+    server, client = served
+    server.app[GATEWAY].hub.closed = True
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws")
+    assert refused.value.status == 503

@@ -28,6 +28,7 @@ from aiohttp.http import WS_KEY
 
 from tickwire.config import WebSocketConfig
 from tickwire.engine.base import Engine
+from tickwire.errors import TickwireError
 from tickwire.gateway.access import client_ip
 from tickwire.gateway.guards import HANDED_OVER, Refusals
 from tickwire.gateway.responses import SERVER
@@ -102,6 +103,11 @@ class Hub:
         self.subscribers: dict[str, set[Connection]] = {}
         """Connections by code; a code is here while it has one, and watched in the engine."""
         self.connections: set[Connection] = set()
+        """Connections served: subscribed or not, not closing."""
+        self.sockets: set[Connection] = set()
+        """Every connection whose socket is open, closing ones too."""
+        self.closed = False
+        """Shutting down: a handshake that passed the guards meanwhile is refused."""
         self.stats = HubStats()
         self._background: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[str, bytes]] = []
@@ -223,8 +229,9 @@ class Hub:
         conn.ignored += 1
 
     def send(self, conn: Connection, payload: bytes) -> None:
-        """A control message (pong, error) to one connection, ahead of any backlog."""
-        if not conn.closing and not conn.transport.is_closing():
+        """A control message (pong, error) to one connection, ahead of any backlog; not
+        while its socket is over its bound (a client that asks and never reads)."""
+        if not conn.closing and not conn.transport.is_closing() and not conn.over_bound():
             conn.transport.write(text_frame(payload))
 
     def handle_text(self, conn: Connection, text: str) -> Awaitable[None]:
@@ -288,10 +295,12 @@ class Hub:
 
     def add(self, conn: Connection) -> None:
         self.connections.add(conn)
+        self.sockets.add(conn)
 
     def lost(self, conn: Connection) -> None:
-        """The connection is closing or closed: out of the hub, and its place under the
-        cap per IP given back (once)."""
+        """The connection's socket is closed: out of the hub, and its place under the cap
+        per IP given back (once)."""
+        self.sockets.discard(conn)
         if not conn.closing:
             self.remove(conn)
         if conn.counted:
@@ -366,14 +375,16 @@ class Hub:
                             f"IP {conn.ip} is not authorized")
 
     async def close_all(self, reason: str = "server shutting down") -> None:
-        """Close every connection (1001) and wait until their sockets are closed (each at
-        most `CLOSE_TIMEOUT`), then for what they gave back."""
-        conns = list(self.connections)
-        for conn in conns:
-            self.remove(conn)
+        """Close every connection (1001; those closing already as they were) and wait until
+        their sockets are closed (each is cut after `CLOSE_TIMEOUT`), then for what they
+        gave back."""
+        self.closed = True
+        for conn in list(self.sockets):
+            if not conn.closing:
+                self.remove(conn)
             conn.close(WSCloseCode.GOING_AWAY, reason)
         deadline = time.monotonic() + CLOSE_TIMEOUT + 0.5
-        while any(not c.gone for c in conns) and time.monotonic() < deadline:
+        while self.sockets and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -419,10 +430,17 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     handshake = web.WebSocketResponse(autoping=False, compress=False)
     if not handshake.can_prepare(request).ok:
         await handshake.prepare(request)  # raises what is wrong with it (400, 426...)
+    hub = gateway.hub
+    if hub.closed:
+        raise TickwireError("server shutting down", 503)
     transport, protocol = request.transport, request.protocol
-    assert transport is not None
-    conn = Connection(gateway.hub, transport, client_ip(request),  # type: ignore[arg-type]
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the client left during the handshake")
+    conn = Connection(hub, transport, client_ip(request),  # type: ignore[arg-type]
                       settings, errors=request.query.get("errors") == "1")
+    # bytes a client sent before reading the 101 (RFC 6455 says it must not; some do)
+    early = bytes(getattr(protocol, "_message_tail", b""))
+    request[HANDED_OVER] = True
     transport.write(_switching_protocols(request.headers[hdrs.SEC_WEBSOCKET_KEY]))
     # from here the socket's bytes are the connection's; aiohttp lets go of it without
     # closing it (its protocol forgets the transport, then is told the connection is
@@ -430,9 +448,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     transport.set_protocol(conn)
     protocol.transport = None
     protocol.connection_lost(None)
-    request[HANDED_OVER] = True
     _bound_kernel_buffer(transport, settings.max_pending_bytes)
-    gateway.hub.add(conn)
+    hub.add(conn)
+    if not transport.is_reading():  # aiohttp pauses a socket that sent much before the 101
+        transport.resume_reading()
+    if early:
+        conn.data_received(early)
     return web.Response(status=101)  # not sent: aiohttp has no socket to send it on
 
 

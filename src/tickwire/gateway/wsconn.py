@@ -102,6 +102,7 @@ class Owner(Protocol):
 
     def handle_text(self, conn: Connection, text: str) -> Awaitable[None]: ...
     def refuse(self, conn: Connection, payload: bytes) -> None: ...
+    def remove(self, conn: Connection) -> None: ...
     def lost(self, conn: Connection) -> None: ...
     def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
 
@@ -110,7 +111,7 @@ class Connection(asyncio.Protocol):
     """One WebSocket client. Slotted: thousands are held, and the fan-out reads `out` and
     `backlog` once per delivery."""
 
-    __slots__ = ("_discarding", "_frames", "_inbox", "_partial", "backlog", "budget",
+    __slots__ = ("_cutting", "_discarding", "_frames", "_inbox", "_partial", "backlog", "budget",
                  "closing", "codes", "counted", "errors", "gone", "hub", "ignored", "ip",
                  "last_seen", "out", "pinged", "slow_since", "transport")
 
@@ -132,7 +133,8 @@ class Connection(asyncio.Protocol):
         self.gone = False
         """The socket is closed."""
         self.counted = True
-        """Counted in the engine's WebSockets per IP (the guard's count, handed over)."""
+        """Counted in the engine's WebSockets per IP (the guard's count, handed over, given
+        back when the socket is closed)."""
         self.budget = MessageBudget(settings.messages_per_second)
         self.errors = errors
         """Opted in to error replies (`/ws?errors=1`)."""
@@ -146,6 +148,8 @@ class Connection(asyncio.Protocol):
         """Messages waiting for the one being handled; None when none is."""
         self._discarding = False
         """The client broke the protocol: what else it sends is not read."""
+        self._cutting = False
+        """The socket is to be cut if it is not closed by then."""
 
     # frames in ------------------------------------------------------------------------------
 
@@ -160,7 +164,9 @@ class Connection(asyncio.Protocol):
             if isinstance(event, (TextMessage, BytesMessage)):
                 self._fragment(event, now)
             elif isinstance(event, Ping):
-                if frames.state is ConnectionState.OPEN:
+                # unanswered while the socket is over its bound: a client that pings and
+                # never reads cannot make the server hold more than that
+                if frames.state is ConnectionState.OPEN and not self.over_bound():
                     self.transport.write(frames.send(event.response()))
             elif isinstance(event, CloseConnection):
                 self._closed_by_client(event)
@@ -170,13 +176,13 @@ class Connection(asyncio.Protocol):
         frames = self._frames
         if frames.state is ConnectionState.REMOTE_CLOSING:  # its close: answered, then TCP
             self.transport.write(frames.send(CloseConnection(CloseReason.NORMAL_CLOSURE)))
-            self.transport.close()
+            self._close_socket()
         elif frames.state is ConnectionState.CLOSED:  # its answer to ours
-            self.transport.close()
+            self._close_socket()
         else:  # the frames broke the protocol (the parser's close code says how)
             self.close(event.code, event.reason or "protocol error")
             self._discarding = True
-        self.hub.lost(self)
+        self.hub.remove(self)
 
     def _fragment(self, event: TextMessage | BytesMessage, now: float) -> None:
         if self.closing:  # ours is sent: what crosses it is not answered
@@ -220,11 +226,15 @@ class Connection(asyncio.Protocol):
         except Exception:  # a fault of ours: this connection ends, the server goes on
             log.exception("handling a client message failed", extra={"ip": self.ip})
             self.close(CloseReason.INTERNAL_ERROR, "internal error")
-            self.hub.lost(self)
+            self.hub.remove(self)
         finally:
             self._inbox = None
 
     # frames out -----------------------------------------------------------------------------
+
+    def over_bound(self) -> bool:
+        """More than `max_pending_bytes` wait to be sent on this socket."""
+        return self.transport.get_write_buffer_size() > self.hub.settings.max_pending_bytes
 
     def ping(self) -> None:
         if self._frames.state is ConnectionState.OPEN and not self.transport.is_closing():
@@ -234,12 +244,24 @@ class Connection(asyncio.Protocol):
         """Our close frame; the socket closes when the client answers, or is cut after
         `CLOSE_TIMEOUT`. What it sends meanwhile is read (a socket closed with unread bytes
         would be reset, and the client could lose our close frame)."""
-        if self.transport.is_closing():
+        if self.gone:
             return
         frames = self._frames
-        if frames.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+        if not self.transport.is_closing() and frames.state in (ConnectionState.OPEN,
+                                                                ConnectionState.REMOTE_CLOSING):
             self.transport.write(frames.send(CloseConnection(code, reason)))
-        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._cut)
+        self._cut_later()
+
+    def _close_socket(self) -> None:
+        """Close once what waits is sent; cut if that takes over `CLOSE_TIMEOUT` (a client
+        that stopped reading would otherwise hold the socket, and its place, for ever)."""
+        self.transport.close()
+        self._cut_later()
+
+    def _cut_later(self) -> None:
+        if not self._cutting:
+            self._cutting = True
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._cut)
 
     def _cut(self) -> None:
         if not self.gone:
@@ -248,7 +270,9 @@ class Connection(asyncio.Protocol):
     # the socket -----------------------------------------------------------------------------
 
     def eof_received(self) -> bool | None:
-        return None  # the client is done: close
+        self.hub.remove(self)
+        self._cut_later()
+        return None  # the client is done: the socket closes once what waits is sent
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
