@@ -41,10 +41,12 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Server, TestClient]]:  #
         yield server, client
 
 
-async def raw(client: TestClient) -> socket.socket:  # type: ignore[type-arg]
-    """A bare socket past its handshake (blocking: use it from a thread)."""
+async def raw(client: TestClient,  # type: ignore[type-arg]
+              recv_buffer: int | None = None) -> socket.socket:
+    """A bare socket past its handshake (blocking: use it from a thread); a small
+    `recv_buffer` makes one that soon stops taking what the server sends."""
     assert client.port is not None
-    sock = await asyncio.to_thread(rawws.connect, client.port)
+    sock = await asyncio.to_thread(rawws.connect, client.port, "127.0.0.1", recv_buffer)
     sock.settimeout(5)
     return sock
 
@@ -169,8 +171,7 @@ async def test_pings_from_a_client_that_never_reads_are_bounded(
         served: tuple[Server, TestClient]) -> None:  # type: ignore[type-arg]
     server, client = served
     hub = server.app[GATEWAY].hub
-    assert client.port is not None
-    sock = await asyncio.to_thread(rawws.connect, client.port, "127.0.0.1", 4096)
+    sock = await raw(client, recv_buffer=4096)
     await eventually(lambda: len(hub.connections) == 1, "connected")
     (conn,) = hub.connections
     pings = frame(0x9, b"p" * 125) * 30_000  # 3.9 MB of pongs asked for, none read
@@ -187,8 +188,7 @@ async def test_the_place_is_held_until_the_socket_closes_and_a_stuck_one_is_cut(
     server, client = served
     monkeypatch.setattr(wsconn, "CLOSE_TIMEOUT", 1.0)
     hub = server.app[GATEWAY].hub
-    assert client.port is not None
-    stuck = await asyncio.to_thread(rawws.connect, client.port, "127.0.0.1", 4096)
+    stuck = await raw(client, recv_buffer=4096)
     await asyncio.to_thread(rawws.send_text, stuck, '{"Key":"btcusdt"}')
     await eventually(lambda: hub.subscription_count == 1, "subscribed")
     (conn,) = hub.connections
