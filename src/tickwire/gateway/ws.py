@@ -186,7 +186,7 @@ class Hub:
         for `sweep` to send once the socket drains."""
         out = conn.out
         transport = conn.transport
-        if conn.closing or transport is None or transport.is_closing():
+        if conn.closing or transport.is_closing():
             out.clear()
             return
         frames = out
@@ -229,9 +229,9 @@ class Hub:
         conn.ignored += 1
 
     def send(self, conn: Connection, payload: bytes) -> None:
-        """A control message (pong, error) to one connection, ahead of any backlog; not
-        while its socket is over its bound (a client that asks and never reads)."""
-        if not conn.closing and not conn.transport.is_closing() and not conn.over_bound():
+        """A control message (pong, error) to one connection, ahead of any backlog (see
+        `Connection.replies_refused`)."""
+        if not conn.closing and not conn.transport.is_closing() and not conn.replies_refused():
             conn.transport.write(text_frame(payload))
 
     def handle_text(self, conn: Connection, text: str) -> Awaitable[None]:

@@ -164,9 +164,7 @@ class Connection(asyncio.Protocol):
             if isinstance(event, (TextMessage, BytesMessage)):
                 self._fragment(event, now)
             elif isinstance(event, Ping):
-                # unanswered while the socket is over its bound: a client that pings and
-                # never reads cannot make the server hold more than that
-                if frames.state is ConnectionState.OPEN and not self.over_bound():
+                if frames.state is ConnectionState.OPEN and not self.replies_refused():
                     self.transport.write(frames.send(event.response()))
             elif isinstance(event, CloseConnection):
                 self._closed_by_client(event)
@@ -232,9 +230,12 @@ class Connection(asyncio.Protocol):
 
     # frames out -----------------------------------------------------------------------------
 
-    def over_bound(self) -> bool:
-        """More than `max_pending_bytes` wait to be sent on this socket."""
-        return self.transport.get_write_buffer_size() > self.hub.settings.max_pending_bytes
+    def replies_refused(self) -> bool:
+        """Replies (pongs, a message's answer) are not written while more than twice
+        `max_pending_bytes` wait on this socket: the fan-out never queues past the bound,
+        so a reader that is only slow gets its replies, and one that asks and never reads
+        cannot make the server hold more."""
+        return self.transport.get_write_buffer_size() > 2 * self.hub.settings.max_pending_bytes
 
     def ping(self) -> None:
         if self._frames.state is ConnectionState.OPEN and not self.transport.is_closing():
