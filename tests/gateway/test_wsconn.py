@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.e2e import rawws
 from tests.e2e.server import SMALL_CATALOGUE
 from tests.e2e.test_ws_fuzz import frame
+from tests.engine.test_redis import eventually
 from tests.gateway.test_fanout import Silent, body
 from tickwire.config import load_config
 from tickwire.gateway import wsconn
@@ -49,14 +50,6 @@ async def raw(client: TestClient,  # type: ignore[type-arg]
     sock = await asyncio.to_thread(rawws.connect, client.port, "127.0.0.1", recv_buffer)
     sock.settimeout(5)
     return sock
-
-
-async def eventually(check: object, what: str) -> None:
-    for _ in range(300):
-        if check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(what)
 
 
 async def test_nothing_of_aiohttps_request_is_kept_after_the_handshake(
@@ -186,7 +179,7 @@ async def test_pings_from_a_client_that_never_reads_are_bounded(
 async def test_the_place_is_held_until_the_socket_closes_and_a_stuck_one_is_cut(
         served: tuple[Server, TestClient], monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
     server, client = served
-    monkeypatch.setattr(wsconn, "CLOSE_TIMEOUT", 1.0)
+    monkeypatch.setattr(wsconn, "CLOSE_TIMEOUT", 3.0)  # room for the checks below
     hub = server.app[GATEWAY].hub
     stuck = await raw(client, recv_buffer=4096)
     await asyncio.to_thread(rawws.send_text, stuck, '{"Key":"btcusdt"}')
