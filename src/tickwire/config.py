@@ -203,25 +203,32 @@ in `tickwire.feeds`."""
 
 
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
-    """How the ingest and the gateways meet: in one process, or through a Redis (or Valkey)
-    server that any number of gateway processes on any number of machines share."""
+    """How the ingest and the gateways meet: in one process, through a Unix socket to
+    gateway processes on the same machine, or through a Redis (or Valkey) server that any
+    number of gateway processes on any number of machines share."""
 
-    kind: Literal["memory", "redis"] = "memory"
-    """What the ingest and the gateway share: "memory" (one process, SQLite for history) or
-    "redis" (the server at `url`: one ingest, any number of gateways)."""
+    kind: Literal["memory", "local", "redis"] = "memory"
+    """What the ingest and the gateway share: "memory" (one process, SQLite for history),
+    "local" (the ingest's process, and gateway processes on this machine joining it through
+    `socket`: the feeds off the gateways' cores, no Redis) or "redis" (the server at `url`:
+    one ingest, any number of gateways)."""
+    socket: str = ""
+    """The Unix socket of kind "local", which the ingest listens on and its gateways connect
+    to (`engine.sock` in the data dir when empty; at most 107 bytes)."""
     url: str = "redis://127.0.0.1:6379/0"
     """The Redis server of kind "redis": `redis://[[user]:password@]host[:port][/db]`,
     `rediss://` for TLS, or `unix:///path/to/redis.sock`. A standalone server (not Redis
     Cluster)."""
     role: Literal["all", "ingest", "gateway"] = "all"
-    """What this process runs: "all" the feeds and the clients; with kind "redis" also
-    "ingest" (the feeds, the K-lines and the SQLite history, publishing to Redis; no
-    clients: only `/healthz` and `/metrics` on its port) or "gateway" (the clients, served
-    from Redis; no feeds, no data dir)."""
+    """What this process runs: "all" the feeds and the clients; with kind "redis" or
+    "local" also "ingest" (the feeds, the K-lines and the SQLite history, publishing to the
+    gateways; no clients: only `/healthz` and `/metrics` on its port) or "gateway" (the
+    clients, served from the engine; no feeds, and with "redis" no data dir)."""
     on_error: Literal["open", "closed"] = "open"
-    """While Redis cannot be reached: "open" lets WebSockets and requests in, each gateway
-    counting its own against the cap and the limits; "closed" refuses them with a 503. The
-    allow-list never opens: each gateway keeps the last one it read."""
+    """While Redis (kind "local": the ingest) cannot be reached: "open" lets WebSockets
+    and requests in, each gateway counting its own against the cap and the limits;
+    "closed" refuses them with a 503. The allow-list never opens: each gateway keeps the
+    last one it read."""
     lease: float = 5.0
     """Seconds a gateway's WebSocket counts and watched codes outlive it in Redis when it
     dies without closing them, and the ingest's hold on `prefix` (1 to 600)."""
@@ -267,6 +274,12 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
+
+    @property
+    def engine_socket(self) -> Path:
+        """The local engine's Unix socket (`engine.socket`, else in the data dir)."""
+        return Path(self.engine.socket) if self.engine.socket else \
+            self.data_path / "engine.sock"
 
     @property
     def database_path(self) -> Path:
@@ -422,6 +435,8 @@ def _validate(config: Config) -> None:
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 MAX_KEPT_BARS = 100_000
+MAX_UNIX_PATH = 107
+"""Bytes in a Unix socket's path at the most (Linux's `sun_path` less its NUL)."""
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
@@ -436,9 +451,12 @@ def shown_url(url: str) -> str:
 
 
 def _validate_engine(engine: EngineConfig) -> None:
-    if engine.role != "all" and engine.kind != "redis":
-        raise ConfigError(f"engine.role: {engine.role!r} needs engine.kind = \"redis\" "
-                          "(the memory engine runs both in one process)")
+    if engine.role != "all" and engine.kind == "memory":
+        raise ConfigError(f"engine.role: {engine.role!r} needs engine.kind = \"local\" or "
+                          "\"redis\" (the memory engine runs both in one process)")
+    if len(engine.socket.encode()) > MAX_UNIX_PATH:
+        raise ConfigError(f"engine.socket: {len(engine.socket.encode())} bytes, a Unix "
+                          f"socket's path has at most {MAX_UNIX_PATH}")
     if engine.kind != "redis":
         return
     scheme, sep, rest = engine.url.partition("://")

@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from tickwire.catalogue import Catalogue, load_catalogue
-from tickwire.config import Config, ConfigError, listen_address
+from tickwire.config import MAX_UNIX_PATH, Config, ConfigError, listen_address
 from tickwire.datadir import DataDirLock
 from tickwire.engine.base import Engine
+from tickwire.engine.local_gateway import LocalGateway
+from tickwire.engine.local_ingest import LocalIngest
 from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.feeds.base import Feed
@@ -61,6 +63,15 @@ def build_engine(config: Config, catalogue: Catalogue, market: Market | None,
     if config.engine.kind == "memory":
         assert market is not None and store is not None  # the config allows no other
         return MemoryEngine(catalogue, market, store)
+    if config.engine.kind == "local":
+        path = config.engine_socket
+        if len(str(path).encode()) > MAX_UNIX_PATH:
+            raise ConfigError(f"engine.socket: {str(path)[:64]}... is longer than a Unix "
+                              f"socket's {MAX_UNIX_PATH} bytes; set a shorter engine.socket")
+        if config.engine.role == "gateway":
+            return LocalGateway(path, catalogue, config.engine.on_error)
+        assert market is not None and store is not None
+        return LocalIngest(path, catalogue, market, store)
     try:
         from tickwire.engine.redis import RedisEngine
     except ImportError:

@@ -33,6 +33,7 @@ from tickwire.catalogue import Catalogue
 from tickwire.client.backoff import Backoff
 from tickwire.config import EngineConfig
 from tickwire.engine import redis_scripts as lua
+from tickwire.engine.allow_copy import AllowCopy
 from tickwire.engine.base import AllowSnapshot, IngestStatus, Published, RateVerdict
 from tickwire.engine.ratelimit import SlidingWindow
 from tickwire.engine.redis_bus import MARKER, parse_header, split_message
@@ -120,8 +121,7 @@ class GatewaySide:
         # from the ingest
         self._status: IngestStatus | None = None
         self._status_at = 0.0
-        self._allow = AllowSnapshot(-1, [])
-        self._allow_changed = asyncio.Event()
+        self._allow = AllowCopy()
         self._calls: dict[int, asyncio.Future[Reply]] = {}
         self._call_ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
@@ -343,7 +343,7 @@ class GatewaySide:
                 self.catalogue = Catalogue(data.categories, data.products)
                 self._kept = {**WINDOW, **data.kept}
                 self._catalogue_id = catalogue_id
-        if allow_version is not None and int(allow_version) > self._allow.version:
+        if allow_version is not None and int(allow_version) > self._allow.snapshot.version:
             blob = cast(bytes | None, await client.get(keys.allow))
             if blob is not None:
                 self.take_allow(decode_allow(blob))
@@ -450,29 +450,23 @@ class GatewaySide:
             self.take_allow(decode_allow(data))
 
     def take_allow(self, snapshot: AllowSnapshot) -> None:
-        if snapshot.version > self._allow.version:
-            self._allow = snapshot
-            self._allow_changed.set()
+        self._allow.take(snapshot)
 
     def allow_list(self) -> AllowSnapshot:
-        return self._allow
+        return self._allow.snapshot
 
     async def allow_changed(self, within: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._allow_changed.wait(), within)
-        self._allow_changed.clear()
+        await self._allow.changed(within)
 
     async def allow_add(self, cidr: str, note: str) -> AllowSnapshot:
         reply = await self.call(AllowAdd(cidr, note), "the allow-list change")
         assert reply.allow is not None
-        self.take_allow(reply.allow)
-        return reply.allow
+        return self._allow.take(reply.allow)
 
     async def allow_remove(self, cidr: str) -> tuple[bool, AllowSnapshot]:
         reply = await self.call(AllowRemove(cidr), "the allow-list change")
         assert reply.allow is not None
-        self.take_allow(reply.allow)
-        return reply.changed, reply.allow
+        return reply.changed, self._allow.take(reply.allow)
 
     # WebSocket counts and rate limits -------------------------------------------------------
 
