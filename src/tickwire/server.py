@@ -71,7 +71,7 @@ def build_engine(config: Config, catalogue: Catalogue, market: Market | None,
         if config.engine.role == "gateway":
             return LocalGateway(path, catalogue, config.engine.on_error)
         assert market is not None and store is not None
-        return LocalIngest(path, catalogue, market, store)
+        return LocalIngest(path, catalogue, market, store, config.engine.role)
     try:
         from tickwire.engine.redis import RedisEngine
     except ImportError:

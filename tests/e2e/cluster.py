@@ -1,5 +1,6 @@
-"""A deployment on Redis for end-to-end tests: one ingest and its gateways, each a real
-`tickwire serve` process, over a real redis-server."""
+"""A deployment for end-to-end tests: one ingest and its gateways, each a real `tickwire
+serve` process, over a real redis-server (kind "redis") or the ingest's Unix socket (kind
+"local")."""
 
 from __future__ import annotations
 
@@ -25,17 +26,28 @@ def engine_config(redis_url: str, prefix: str, role: str) -> str:
             f'lease = 2\nrole = "{role}"\n')
 
 
+def local_engine_config(workdir: Path, role: str) -> str:
+    return f'\n[engine]\nkind = "local"\nsocket = "{workdir / "engine.sock"}"\nrole = "{role}"\n'
+
+
 @dataclass
 class Cluster:
     workdir: Path
-    redis: RedisServer
+    redis: RedisServer | None
+    """None for kind "local"."""
     config: str
     """Every process's config, but the `[engine]` table."""
     prefix: str
     ingest: Server
     gateways: list[Server] = field(default_factory=list)
 
+    @property
+    def kind(self) -> str:
+        return "local" if self.redis is None else "redis"
+
     def role_config(self, role: str) -> str:
+        if self.redis is None:
+            return self.config + local_engine_config(self.workdir, role)
         return self.config + engine_config(self.redis.url, self.prefix, role)
 
     def start_ingest(self, ready: bool = True) -> Server:
@@ -50,15 +62,14 @@ class Cluster:
             server.stop()
 
 
-def start_cluster(workdir: Path, redis: RedisServer, extra: str = "", gateways: int = 2
-                  ) -> Cluster:
+def start_cluster(workdir: Path, redis: RedisServer | None, extra: str = "",
+                  gateways: int = 2) -> Cluster:
     """An ingest of the small catalogue and `gateways` gateways, started together; each
-    waited for until its /healthz says ready."""
-    config = small_config(extra)
-    prefix = unique_prefix()
-    ingest = launch_server(workdir / "ingest", config + engine_config(redis.url, prefix,
-                                                                       "ingest"))
-    cluster = Cluster(workdir, redis, config, prefix, ingest)
+    waited for until its /healthz says ready (through the ingest's socket without
+    `redis`)."""
+    cluster = Cluster(workdir, redis, small_config(extra), unique_prefix(),
+                      None)  # type: ignore[arg-type]
+    ingest = cluster.ingest = launch_server(workdir / "ingest", cluster.role_config("ingest"))
     cluster.gateways = [
         launch_server(workdir / f"gateway-{i + 1}", cluster.role_config("gateway"))
         for i in range(gateways)]

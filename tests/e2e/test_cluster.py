@@ -1,5 +1,6 @@
-"""One ingest and two gateways on a real Redis: clients on either gateway get the same
-updates, and the cap, the limits and the allow-list hold over both gateways together."""
+"""One ingest and two gateways, joined through a real Redis or the ingest's own Unix socket
+(the local engine): clients on either gateway get the same updates, and the cap, the limits
+and the allow-list hold over both gateways together."""
 
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ CODES = ("btcusdt", "ethusdt")
 """Products that trade around the clock (nothing here depends on the hour)."""
 
 
-@pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+@pytest.fixture(scope="module", params=["redis", "local"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Cluster]:
-    deployment = start_cluster(tmp_path_factory.mktemp("cluster"), redis_server, ACCESS)
+    redis = request.getfixturevalue("redis_server") if request.param == "redis" else None
+    deployment = start_cluster(tmp_path_factory.mktemp("cluster"), redis, ACCESS)
     yield deployment
     deployment.stop()
 
@@ -174,8 +176,11 @@ def test_healthz_names_the_engine_role_and_the_ingest(cluster: Cluster) -> None:
     status, health = get(cluster.gateways[0], "/healthz")
     assert status == 200 and health["status"] == "ok"
     engine = health["engine"]
-    assert engine["kind"] == "redis" and engine["role"] == "gateway"
-    assert engine["ingest"] == "reporting" and engine["redis"]["connected"]
+    assert engine["kind"] == cluster.kind and engine["role"] == "gateway"
+    if cluster.kind == "redis":
+        assert engine["ingest"] == "reporting" and engine["redis"]["connected"]
+    else:
+        assert engine["ingest"] == "connected" and engine["ok"]
     assert [f["kind"] for f in health["feeds"]] == ["sim"]
     status, ingest = get(cluster.ingest, "/healthz")
     assert status == 200 and ingest["role"] == "ingest" and ingest["status"] == "ok"
@@ -246,3 +251,37 @@ def test_tickwire_cluster_runs_an_ingest_and_gateways_sharing_a_port(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, (tmp_path / "cluster.log").read_text()
     assert healthz(url) is None  # every process has stopped
+
+
+def test_tickwire_cluster_on_the_local_engine_needs_no_redis(tmp_path: Path) -> None:
+    port, ingest_port = free_port(), free_port()
+    config = tmp_path / "cluster.toml"
+    write_config(config, port, tmp_path / "data", small_config())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    with (tmp_path / "cluster.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tickwire", "cluster", "--config",
+                                 str(config), "--gateways", "2", "--engine", "local",
+                                 "--ingest-port", str(ingest_port)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        gateways: set[int] = set()
+
+        def both_answer() -> bool:
+            answer = healthz(url)
+            if answer is not None and answer["status"] == "ok":
+                gateways.add(answer["engine"]["pid"])
+            return len(gateways) == 2
+
+        wait_until(both_answer, timeout=60, every=0.05, what="both gateways answering")
+        ingest = healthz(f"http://127.0.0.1:{ingest_port}")
+        assert ingest is not None and ingest["engine"]["gateways"] == 2
+        with urllib.request.urlopen(url + "/getQuote.php?code=btcusdt", timeout=10) as resp:
+            quote = json.loads(resp.read())
+        assert quote["data"]["body"]["StockCode"] == "btcusdt"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, (tmp_path / "cluster.log").read_text()
+    assert healthz(url) is None
+    assert not (tmp_path / "data" / "engine.sock").exists()
+    assert "socket" in (tmp_path / "cluster.log").read_text().splitlines()[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -178,9 +179,9 @@ async def test_the_ingest_out_of_reach(tmp_path: Path, gateways: list[LocalGatew
     gateways.append(gateway)
     task = asyncio.create_task(gateway.start())
     await asyncio.sleep(0.3)
-    assert gateway.health() == {"kind": "local", "ok": False, "ingest": "unreachable",
-                                "batches": 0, "watched": 0,
-                                "error": gateway.health()["error"]}
+    assert gateway.health() == {"kind": "local", "role": "gateway", "pid": os.getpid(),
+                                "ok": False, "ingest": "unreachable", "batches": 0,
+                                "watched": 0, "error": gateway.health()["error"]}
     assert "nobody.sock" in str(gateway.health()["error"])
     with pytest.raises(TickwireError, match="unreachable") as caught:
         await gateway.klines("btcusdt", "1", 10, None)

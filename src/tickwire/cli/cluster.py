@@ -1,5 +1,7 @@
 """`tickwire cluster`: one ingest and N gateways on this machine, the gateways sharing one
-port (`SO_REUSEPORT`: the kernel spreads connections over them), all through Redis.
+port (`SO_REUSEPORT`: the kernel spreads connections over them), joined through Redis
+(`--engine redis`, the default) or the ingest's own Unix socket (`--engine local`, no
+Redis: the engine.sock in the data dir).
 
 Each is a `tickwire serve` process of its own, started with the same config and options
 and its role; a process that dies is started again after a second (a config error stops
@@ -62,20 +64,25 @@ def cluster(
         help="The ingest's port, for its /healthz and /metrics (default: --port + 1)")] = None,
     data_dir: DataDirOption = None,
     engine_url: EngineUrlOption = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help='How the gateways reach the ingest: "redis" or "local" (a Unix '
+                         'socket, this machine only)')] = "redis",
 ) -> None:
-    """Run one ingest and N gateways sharing a port, through Redis.
+    """Run one ingest and N gateways sharing a port, through Redis or a local socket.
 
-    Example: tickwire cluster --config tickwire.toml --gateways 4
+    Example: tickwire cluster --config tickwire.toml --gateways 4 --engine local
     """
     if not 1 <= gateways <= MAX_GATEWAYS:
         fail(f"--gateways: must be 1 to {MAX_GATEWAYS}, not {gateways}", 2)
-    settings = load_settings(config, host, port, data_dir, "redis", "all", engine_url)
+    if engine not in ("redis", "local"):
+        fail(f"--engine: {engine[:32]!r} is not \"redis\" or \"local\"", 2)
+    settings = load_settings(config, host, port, data_dir, engine, "all", engine_url)
     if not settings.server.port:
         fail("--port: a cluster needs a fixed port for its gateways, not 0", 2)
     own_port = ingest_port if ingest_port is not None else settings.server.port + 1
     if own_port == settings.server.port:
         fail("--ingest-port: must differ from the gateways' port", 2)
-    base = [sys.executable, "-m", "tickwire", "serve", "--engine", "redis"]
+    base = [sys.executable, "-m", "tickwire", "serve", "--engine", engine]
     for flag, value in (("--config", config), ("--host", host), ("--data-dir", data_dir),
                         ("--engine-url", engine_url)):
         if value is not None:
@@ -86,8 +93,10 @@ def cluster(
     processes += [_Process(f"gateway-{i + 1}", [*base, "--role", "gateway", "--port",
                                                  str(settings.server.port)], gateway_env)
                   for i in range(gateways)]
+    joined = f"Redis {settings.engine.url.split('@')[-1]}" if engine == "redis" else \
+        f"socket {settings.engine_socket}"
     typer.echo(f"tickwire cluster: 1 ingest on port {own_port}, {gateways} gateways on port "
-               f"{settings.server.port}, Redis {settings.engine.url.split('@')[-1]}", err=True)
+               f"{settings.server.port}, {joined}", err=True)
     raise typer.Exit(_supervise(processes))
 
 

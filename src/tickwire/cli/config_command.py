@@ -24,9 +24,11 @@ PortOption = Annotated[int | None, typer.Option(help="Port to listen on")]
 DataDirOption = Annotated[
     str | None, typer.Option("--data-dir", help="Where the store lives")]
 EngineOption = Annotated[str | None, typer.Option(
-    "--engine", help='What the ingest and the gateways share: "memory" or "redis"')]
+    "--engine",
+    help='What the ingest and the gateways share: "memory", "local" or "redis"')]
 RoleOption = Annotated[str | None, typer.Option(
-    "--role", help='What this process runs: "all", "ingest" or "gateway" (--engine redis)')]
+    "--role",
+    help='What this process runs: "all", "ingest" or "gateway" (--engine local or redis)')]
 EngineUrlOption = Annotated[str | None, typer.Option(
     "--engine-url", help="The Redis server of --engine redis, e.g. redis://10.0.0.5:6379/0")]
 

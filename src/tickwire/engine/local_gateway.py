@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -51,8 +52,7 @@ class _IngestLink(asyncio.Protocol):
         self.lost = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
@@ -338,7 +338,8 @@ class LocalGateway:
 
     def health(self) -> dict[str, object]:
         connected = self._link is not None
-        health: dict[str, object] = {"kind": self.kind, "ok": connected,
+        health: dict[str, object] = {"kind": self.kind, "role": "gateway", "pid": os.getpid(),
+                                     "ok": connected,
                                      "ingest": "connected" if connected else "unreachable",
                                      "batches": self.batches, "watched": len(self._watching)}
         if not connected:

@@ -22,7 +22,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -40,6 +40,9 @@ from tickwire.models import WINDOW
 
 log = logging.getLogger("tickwire.engine")
 
+ALLOW_EVERY = 0.25
+"""Seconds between reads of the stored allow-list, for changes `tickwire allow --data-dir`
+made there: a newer one is announced to every gateway."""
 HIGH_WATER = 1 << 20
 """Bytes that may wait in the socket for a gateway before its updates are conflated here."""
 
@@ -64,16 +67,15 @@ class _GatewayLink(asyncio.Protocol):
     # the socket ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=HIGH_WATER)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.set_write_buffer_limits(high=HIGH_WATER)
         self._ingest.links.add(self)
         catalogue = self._ingest.catalogue()
-        transport.write(wire.frame(wire.HELLO, wire.encode(wire.Hello(
+        self.transport.write(wire.frame(wire.HELLO, wire.encode(wire.Hello(
             catalogue.categories, list(catalogue.products.values())))))
         status = self._ingest.status_frame
         if status is not None:
-            transport.write(status)
+            self.transport.write(status)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ingest.dropped(self)
@@ -163,7 +165,8 @@ class LocalIngest:
     kind = "local"
 
     def __init__(self, path: Path, catalogue: Catalogue, market: Market,
-                 store: SqliteStore) -> None:
+                 store: SqliteStore, role: str = "all") -> None:
+        self.role = role
         self._path = path
         self._market = market
         self._memory = MemoryEngine(catalogue, market, store)
@@ -175,6 +178,7 @@ class LocalIngest:
         """Updates not sent to a gateway that was behind (a newer one of the code was)."""
         self._server: asyncio.AbstractServer | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._allow_version = -1
 
     def catalogue(self) -> Catalogue:
         return self._memory.catalogue()
@@ -306,9 +310,21 @@ class LocalIngest:
         return wire.Reply(call_id, "unknown call", 400)
 
     def _announce(self, snapshot: AllowSnapshot) -> None:
+        if snapshot.version <= self._allow_version:
+            return
+        self._allow_version = snapshot.version
         data = wire.frame(wire.ALLOW, wire.encode(snapshot))
         for link in self.links:
             link.write(data)
+
+    async def _follow_allow(self) -> None:
+        while True:
+            await asyncio.sleep(ALLOW_EVERY)
+            if self.links:
+                try:
+                    self._announce(await self.allow_list())
+                except Exception:
+                    log.exception("reading the allow-list failed")
 
     def unwatched_by_link(self, code: str) -> None:
         left = self.link_watched[code] - 1
@@ -336,7 +352,8 @@ class LocalIngest:
     # life ----------------------------------------------------------------------------------
 
     def health(self) -> dict[str, object]:
-        return {"kind": self.kind, "gateways": len(self.links), "conflated": self.conflated}
+        return {"kind": self.kind, "role": self.role, "gateways": len(self.links),
+                "conflated": self.conflated}
 
     async def start(self) -> None:
         path = self._path
@@ -347,6 +364,7 @@ class LocalIngest:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(lambda: _GatewayLink(self), str(path))
         os.chmod(path, 0o600)  # only this user's processes may join
+        self.spawn(self._follow_allow())
 
     async def close(self) -> None:
         if self._server is not None:
