@@ -61,12 +61,14 @@ import msgspec
 import natives
 from benchlib import CLIENT_CORE, SERVER_CORE, Child, pinned, reply, table
 
-PYTHON_IMPLS = ("tickwire", "raw", "batched", "websockets", "aiohttp", "picows")
+PYTHON_IMPLS = ("tickwire", "tickwire-local", "raw", "batched", "websockets", "aiohttp",
+                "picows")
 JS_IMPLS = {"node-ws": ("node", "ws"), "node-corked": ("node", "ws-corked"),
             "bun-publish": ("bun", "publish"), "bun-send": ("bun", "send")}
 IMPLS = (*PYTHON_IMPLS, *JS_IMPLS)
 LABELS = {
     "tickwire": "tickwire",
+    "tickwire-local": "tickwire, feed off its core",
     "raw": "asyncio, one write per delivery",
     "batched": "asyncio, a tick's frames in one write",
     "websockets": "websockets broadcast()",
@@ -292,40 +294,127 @@ class TickwireImpl(Impl):
     def __init__(self) -> None:
         self.subs = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="tickwire-bench-")
+        self.feed_pid: int | None = None
 
     async def start(self, codes: list[str]) -> int:
-        from aiohttp import web
+        from tickwire.gateway.state import GATEWAY
+        from tickwire.server import build
 
-        from tickwire.config import load_config
-        from tickwire.gateway.lowlevel import JsonErrorAppRunner
+        # the benchmark's feed publishes through the engine itself
+        server = build(bench_config(Path(self._tmp.name), codes),
+                       feeds=[_HandOverFeed(codes)])
+        self.server = server
+        self.subs = server.app[GATEWAY].hub.subscribers
+        self._publish = server.engine.publish
+        port = await serve_app(server)
+        while not server.ingest or not server.ingest.ready:
+            await asyncio.sleep(0.01)
+        return port
+
+    def publish(self, batch: Batch) -> None:
+        self._publish(batch)
+
+
+def bench_config(tmp: Path, codes: list[str], **engine: str) -> Any:
+    """tickwire's config for the benchmark's products, in `tmp` (`engine` sets `[engine]`)."""
+    from tickwire.config import load_config
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "catalogue.toml").write_text(catalogue_toml(codes), encoding="utf-8")
+    return load_config(None, {
+        "server.data_dir": str(tmp / "data"), "server.catalogue": str(tmp / "catalogue.toml"),
+        "access.ws_connections_per_ip": 100_000,
+        **{f"engine.{key}": value for key, value in engine.items()},
+    }, environ={})
+
+
+async def serve_app(server: Any) -> int:
+    """`server`'s app on a free port, by the runner `tickwire serve` uses."""
+    from aiohttp import web
+
+    from tickwire.gateway.lowlevel import JsonErrorAppRunner
+
+    runner = JsonErrorAppRunner(server.app, access_log=None, handle_signals=False,
+                                keepalive_timeout=server.config.server.http_idle_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    listener = site._server
+    assert listener is not None
+    return int(listener.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+
+class TickwireLocalImpl(TickwireImpl):
+    """tickwire as `tickwire cluster --engine local` runs it: this process a gateway (role
+    "gateway"); the feed publishes through a local ingest (role "ingest") in a process of its
+    own, on the other core (`feed_role`), whose updates come over the ingest's socket."""
+
+    async def start(self, codes: list[str]) -> int:
         from tickwire.gateway.state import GATEWAY
         from tickwire.server import build
 
         tmp = Path(self._tmp.name)
-        (tmp / "catalogue.toml").write_text(catalogue_toml(codes), encoding="utf-8")
-        config = load_config(None, {
-            "server.data_dir": str(tmp / "data"), "server.catalogue": str(tmp / "catalogue.toml"),
-            "access.ws_connections_per_ip": 100_000,
-        }, environ={})
-        # the benchmark's feed publishes through the engine itself
-        server = build(config, feeds=[_HandOverFeed(codes)])
+        socket_path = tmp / "engine.sock"
+        self.feed = Child("feed", [sys.executable, str(Path(__file__).resolve()), "--role",
+                                   "feed", "--socket", str(socket_path), "--products",
+                                   str(len(codes)), "--tick-ms", str(self.tick_ms),
+                                   *(["--no-pin"] if self.no_pin else [])])
+        self.feed_pid = (await asyncio.to_thread(self.feed.receive))["pid"]
+        server = build(bench_config(tmp / "gateway", codes, kind="local", role="gateway",
+                                    socket=str(socket_path)))
         self.server = server
         self.subs = server.app[GATEWAY].hub.subscribers
-        self._publish = server.engine.publish
-        runner = JsonErrorAppRunner(server.app, access_log=None, handle_signals=False,
-                                    keepalive_timeout=config.server.http_idle_timeout)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        listener = site._server
-        assert listener is not None
-        sockets = listener.sockets  # type: ignore[attr-defined]
-        while not server.ingest.ready:
+        port = await serve_app(server)
+        while not server.engine.health()["ok"] or await server.engine.status() is None:
             await asyncio.sleep(0.01)
-        return int(sockets[0].getsockname()[1])
+        return port
 
     def publish(self, batch: Batch) -> None:
-        self._publish(batch)
+        raise RuntimeError("the feed runs in its own process (`run_feed`)")
+
+    async def run_feed(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The feed process runs the feed, counting deliveries by this gateway's
+        subscribers."""
+        subscribers = {code: len(subs) for code, subs in self.subs.items()}
+        return await asyncio.to_thread(self.feed.ask, {**message, "subscribers": subscribers})
+
+
+class _Subscribers(Impl):
+    """The feed process's view of a gateway elsewhere: it publishes on the ingest's engine
+    and counts deliveries by the subscribers the gateway reported."""
+
+    def __init__(self, publish: Any) -> None:
+        self.subs = {}
+        self.publish = publish  # type: ignore[method-assign]
+
+    def subscribers(self, code: str) -> int:
+        return int(self.subs.get(code, 0))
+
+
+async def feed_role(args: Any) -> None:
+    """The ingest of `tickwire-local`: the feed publishing through a local engine's ingest
+    on the socket the gateway joins; on the client's core, so off the gateway's."""
+    from tickwire.server import build
+
+    benchlib.pin_self(CLIENT_CORE, not args.no_pin)
+    codes = product_codes(args.products)
+    tmp = tempfile.TemporaryDirectory(prefix="tickwire-bench-feed-")
+    server = build(bench_config(Path(tmp.name), codes, kind="local", role="ingest",
+                                socket=args.socket), feeds=[_HandOverFeed(codes)])
+    await serve_app(server)  # starts the engine (its socket) and the ingest
+    impl = _Subscribers(server.engine.publish)
+    feed = Feed(impl, codes, args.tick_ms / 1000)
+    reply({"pid": os.getpid()})
+
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        if message["cmd"] == "run":
+            impl.subs = message["subscribers"]
+            return await feed.run(message["rate"], message["seconds"],
+                                  int(message.get("offset", 0)), message["max_lag"])
+        raise ValueError(f"unknown command {message}")
+
+    await benchlib.serve_commands(handle)
+    tmp.cleanup()
 
 
 class _HandOverFeed:
@@ -455,7 +544,8 @@ class PicowsImpl(Impl):
 
 def make_impl(name: str) -> Impl:
     return {"raw": RawImpl, "batched": BatchedImpl, "tickwire": TickwireImpl,
-            "websockets": WebsocketsImpl, "aiohttp": AiohttpImpl, "picows": PicowsImpl}[name]()
+            "tickwire-local": TickwireLocalImpl, "websockets": WebsocketsImpl,
+            "aiohttp": AiohttpImpl, "picows": PicowsImpl}[name]()
 
 
 # the Python servers' process ---------------------------------------------------------------
@@ -539,11 +629,15 @@ async def server_role(args: Any) -> None:
     benchlib.raise_open_files(args.clients_max + 1000)
     codes = product_codes(args.products)
     impl = make_impl(args.impl)
+    if isinstance(impl, TickwireLocalImpl):
+        impl.tick_ms, impl.no_pin = args.tick_ms, args.no_pin
     port = await impl.start(codes)
     feed = Feed(impl, codes, args.tick_ms / 1000)
     body_bytes = [len(push(t + b'1763000000000000000,"N":1}')) for t in feed.templates[0]]
+    feed_pid = impl.feed_pid if isinstance(impl, TickwireImpl) else None
     reply({"port": port, "pid": os.getpid(), "message_bytes": sum(body_bytes) / len(body_bytes),
-           "loop": type(asyncio.get_running_loop()).__module__.split(".")[0]})
+           "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+           "feed_pid": feed_pid})
 
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
         if message["cmd"] == "status":
@@ -551,6 +645,8 @@ async def server_role(args: Any) -> None:
         if message["cmd"] == "clock":
             return {"now": str(time.monotonic_ns())}
         if message["cmd"] == "run":
+            if isinstance(impl, TickwireLocalImpl):
+                return await impl.run_feed(message)
             return await feed.run(message["rate"], message["seconds"],
                                   int(message.get("offset", 0)), message["max_lag"])
         raise ValueError(f"unknown command {message}")
@@ -568,7 +664,8 @@ def server_command(args: Any, impl: str, clients: int, templates: Path) -> list[
     common = ["--tick-ms", str(args.tick_ms)]
     if impl in PYTHON_IMPLS:
         return [sys.executable, str(Path(__file__).resolve()), "--role", "server", "--impl",
-                impl, "--clients-max", str(clients), "--products", str(args.products), *common]
+                impl, "--clients-max", str(clients), "--products", str(args.products), *common,
+                *(["--no-pin"] if args.no_pin else [])]
     runtime, mode = JS_IMPLS[impl]
     found = natives.node() if runtime == "node" else natives.bun()
     if found.path is None:
@@ -607,7 +704,10 @@ class Run:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{impl}: clients did not all subscribe")
             time.sleep(0.05)
-        self.meter = benchlib.CpuMeter({"server": self.server.pid, "client": self.client.pid})
+        pids = {"server": self.server.pid, "client": self.client.pid}
+        if hello.get("feed_pid"):
+            pids["feed"] = hello["feed_pid"]  # the feed's own process (tickwire-local)
+        self.meter = benchlib.CpuMeter(pids)
 
     def _clock_offset(self) -> int:
         """What to add to the server's clock to read CLOCK_MONOTONIC (Bun's hrtime starts at
@@ -701,7 +801,8 @@ class Run:
             not self.args.no_pin else cpu["server_cpu"]
         return {"label": label, "offered": offered, "delivered_per_s": delivered,
                 "server_core_busy": core, "server_cpu": cpu["server_cpu"],
-                "client_cpu": cpu["client_cpu"], "others": cpu["others"],
+                "client_cpu": cpu["client_cpu"], "feed_cpu": cpu.get("feed_cpu"),
+                "others": cpu["others"],
                 "us_per_delivery": core * 1e4 / delivered if delivered else None,
                 "process_us_per_delivery": cpu["server_cpu"] * 1e4 / delivered
                 if delivered else None,
@@ -712,6 +813,7 @@ class Run:
         print(f"  {self.impl:12s} {row['label']:9s} offered {row['offered']:>10,.0f}/s "
               f"got {row['delivered_per_s']:>10,.0f}/s p99 {got['p99_ms']:8.2f} ms "
               f"core {row['server_core_busy']:3.0f}% client {row['client_cpu']:3.0f}% "
+              + (f"feed {row['feed_cpu']:3.0f}% " if row.get("feed_cpu") is not None else "") +
               f"other {row['others']:3.0f}% skipped {fed['skipped']:,} "
               f"missed {got['missed']:,} {'ok' if row['ok'] else 'FAIL'}", flush=True)
 
@@ -739,7 +841,7 @@ def measure(args: Any, impl: str, templates: Path) -> dict[str, Any]:
                       for _ in range(args.runs)]
         outcome["saturation"] = saturation
         outcome["median"] = median_row(saturation)
-        if impl == "tickwire":
+        if impl in ("tickwire", "tickwire-local"):
             outcome["overload"] = overload(args, run, saturation)
         outcome["latency"] = run.latency(args.latency_rate, args.latency_seconds)
     return outcome
@@ -819,16 +921,18 @@ def report(args: Any, results: dict[str, Any]) -> None:
           ["server", "median/s", "min/s", "max/s", "core us/deliv", "proc us/deliv", "core %",
            "client %",
            "RSS MiB", "p99 ms", "all ok", "x bun"], rows)
-    tw = runs.get("tickwire", {}).get("overload")
-    if tw:
-        table(f"tickwire under overload: peak {tw['peak']:,.0f}/s, then "
+    for impl in ("tickwire", "tickwire-local"):
+        tw = runs.get(impl, {}).get("overload")
+        if not tw:
+            continue
+        table(f"{LABELS[impl]} under overload: peak {tw['peak']:,.0f}/s, then "
               f"{tw['offered']:,.0f}/s offered (8 x peak)",
-              ["offered/s", "delivered/s", "x peak", "core us/deliv", "feed %", "skipped",
-               "conflated", "RSS MiB", "p99 ms"],
+              ["offered/s", "delivered/s", "x peak", "core us/deliv", "feed %", "feed CPU",
+               "skipped", "conflated", "RSS MiB", "p99 ms"],
               [[r["offered"], r["delivered_per_s"],
                 r["delivered_per_s"] / tw["peak"] if tw["peak"] else None,
-                r["us_per_delivery"], r["fed"].get("feed_share"), r["fed"]["skipped"],
-                r["clients"]["missed"],
+                r["us_per_delivery"], r["fed"].get("feed_share"), r.get("feed_cpu"),
+                r["fed"]["skipped"], r["clients"]["missed"],
                 r["server_rss"] / 2**20, r["clients"]["p99_ms"]]
                for r in [*tw["ramp"], *tw["runs"]]])
     results["targets"] = targets(args, results)
@@ -858,11 +962,14 @@ def targets(args: Any, results: dict[str, Any]) -> dict[str, Any]:
     us = tw["median"]["us_per_delivery"]
     out["<= 0.6 core us per delivery"] = {
         "figure": f"{us:.2f} us" if us else "-", "met": None if quick else bool(us and us <= 0.6)}
-    over = tw.get("overload")
-    if over:
-        shares = [r["delivered_per_s"] / over["peak"] for r in over["runs"]] if over["peak"] \
-            else [0.0]
-        out["8 x overload: each run within 10% of peak"] = {
+    for impl, shape in (("tickwire", "feed on the gateway's core"),
+                        ("tickwire-local", "feed in its own process")):
+        over = runs.get(impl, {}).get("overload")
+        if not over:
+            continue
+        shares = [r["delivered_per_s"] / over["peak"] for r in over["runs"]] \
+            if over["peak"] else [0.0]
+        out[f"8 x overload, {shape}: each run within 10% of peak"] = {
             "figure": ", ".join(f"{s:.2f}" for s in shares) + f" x {over['peak']:,.0f}/s",
             "met": None if quick else all(s >= 0.9 for s in shares)
             and all(r["ok"] for r in over["runs"])}
@@ -876,7 +983,8 @@ def targets(args: Any, results: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     p = benchlib.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--role", choices=["conductor", "server"], default="conductor")
+    p.add_argument("--role", choices=["conductor", "server", "feed"], default="conductor")
+    p.add_argument("--socket", help="(role feed) the local engine's socket")
     p.add_argument("--impl", choices=PYTHON_IMPLS)
     p.add_argument("--impls", nargs="+", choices=IMPLS, help="servers to run (default all)")
     p.add_argument("--clients", type=int, default=1000)
@@ -902,6 +1010,8 @@ def main() -> None:
     args = p.parse_args()
     if args.role == "server":
         benchlib.run_async(server_role(args))
+    elif args.role == "feed":
+        benchlib.run_async(feed_role(args))
     else:
         conduct(args)
 

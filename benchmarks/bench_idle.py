@@ -92,7 +92,7 @@ def measure_tickwire(workdir: Path, count: int, hold_s: float, pin: bool) -> dic
 def measure_baseline(impl: str, count: int, hold_s: float, pin: bool,
                      templates: Path) -> dict[str, Any] | None:
     """A server of bench_fanout.py (Python, Node or Bun); None when it cannot run here."""
-    settings = SimpleNamespace(tick_ms=10.0, products=100)
+    settings = SimpleNamespace(tick_ms=10.0, products=100, no_pin=not pin)
     try:
         cmd = bench_fanout.server_command(settings, impl, count, templates)
     except bench_fanout.Skip as why:

@@ -1,5 +1,6 @@
 """What only the local engine has: gateways joined to the ingest over a real Unix socket, a
-gateway that falls behind conflated at the ingest (bounded, newest per product, in order),
+gateway that falls behind conflated at the ingest (bounded, each product's newest kept, in
+order),
 a gateway that goes away giving its counts back, the ingest restarted under a gateway, the
 ingest out of reach with `[engine] on_error` open or closed, and a peer that breaks the
 framing cut off."""
@@ -22,7 +23,7 @@ from tests.engine.test_redis import eventually
 from tickwire.config import ConfigError
 from tickwire.engine.base import Published
 from tickwire.engine.local_gateway import LocalGateway
-from tickwire.engine.local_ingest import HIGH_WATER, LocalIngest
+from tickwire.engine.local_ingest import HELD_BYTES, HIGH_WATER, LocalIngest
 from tickwire.engine.sqlite import SqliteStore
 from tickwire.errors import TickwireError
 from tickwire.ingest.pipeline import Ingest
@@ -78,7 +79,7 @@ def prices(batches: list[Published]) -> list[tuple[str, float]]:
     return [(code, json.loads(body)["Price"]) for batch in batches for code, body in batch]
 
 
-async def test_a_gateway_behind_is_conflated_at_the_ingest_newest_per_product_in_order(
+async def test_a_gateway_behind_is_conflated_at_the_ingest_bounded_and_in_order(
         ingest: Side, gateways: list[LocalGateway], tmp_path: Path) -> None:
     gateway = await join(gateways, tmp_path / "engine.sock")
     got: list[Published] = []
@@ -90,12 +91,16 @@ async def test_a_gateway_behind_is_conflated_at_the_ingest_newest_per_product_in
     assert link is not None and link.transport is not None
     link.transport.pause_reading()  # the gateway falls behind
     price = 100.0
-    while ingest.engine.conflated < 500:  # far more than the socket holds
+    while ingest.engine.conflated < 500:  # far more than the socket and HELD_BYTES hold
         price += 1
         ingest.ingest.publish([tick("btcusdt", T0, price), tick("ethusdt", T0, price)])
         await asyncio.sleep(0)
-    (held,) = [each.held for each in ingest.engine.links]
-    assert held is not None and set(held) == {"btcusdt", "ethusdt"}  # one body a product
+    (link_at_ingest,) = ingest.engine.links
+    held = link_at_ingest.held
+    assert held is not None and {code for code, _ in held} == {"btcusdt", "ethusdt"}
+    assert link_at_ingest.held_bytes <= HELD_BYTES + 4096  # bounded
+    assert len(held) > 100  # a long run of recent updates, not one a product
+    assert prices([held])[-2:] == [("btcusdt", price), ("ethusdt", price)]
     link.transport.resume_reading()
     await eventually(lambda: any(p == ("btcusdt", price) for p in prices(got)),
                      "the newest quote delivered")

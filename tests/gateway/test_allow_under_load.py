@@ -57,7 +57,8 @@ def redis_engine(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 ENGINE_SETTINGS: dict[str, Callable[[pytest.FixtureRequest], dict[str, Any]]] = {
-    "memory": lambda request: {}, "redis": redis_engine}
+    "memory": lambda request: {}, "local": lambda request: {"engine.kind": "local"},
+    "redis": redis_engine}
 """The config of a server on each engine kind of the contract suite."""
 
 
@@ -89,7 +90,8 @@ def busy_sqlite(config: Config) -> contextlib.AbstractContextManager[None]:
 
 
 BUSY_STORE: dict[str, Callable[[Config], contextlib.AbstractContextManager[None]]] = {
-    "memory": busy_sqlite, "redis": busy_sqlite}  # the allow-list's truth is SQLite on both
+    "memory": busy_sqlite, "local": busy_sqlite, "redis": busy_sqlite}
+# the allow-list's truth is SQLite on every engine
 """How to keep each engine's store busy from outside the server."""
 
 

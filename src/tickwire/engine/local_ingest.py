@@ -2,14 +2,16 @@
 processes on this machine connect to.
 
 Each gateway gets the updates the ingest publishes (those of codes some gateway watches),
-encoded once, framed once for all. A gateway that falls behind does not hold the ingest
-up, and its backlog does not grow: once more than `HIGH_WATER` bytes wait for it, its
-updates wait here instead, the newest per product only (conflation), and leave as one
-batch when it has read what was waiting. So a gateway's core is spent on the updates it
-can deliver, whatever the rate. Everything else a gateway asks (newest quotes, K-lines,
-the allow-list, WebSocket counts across gateways, rate limits) is a call, answered from
-this process's memory and store. A gateway that goes away gives its WebSocket counts
-back at once.
+encoded once, framed once for all. The kernel holds about one fan-out's worth for each
+(`SOCKET_BUFFER`), so a gateway that is behind reads a long run at once. A gateway that
+falls behind does not hold the ingest up, and its backlog does not grow: once
+`HIGH_WATER` more bytes wait for it, its updates wait here instead, bounded (past
+`HELD_BYTES` the oldest of products with a newer one held are dropped: conflation), and
+leave in order once it has read what was waiting. So a gateway's core is spent on the
+updates it can deliver, whatever the rate. Everything else a gateway asks (newest
+quotes, K-lines, the allow-list, WebSocket counts across gateways, rate limits) is a
+call, answered from this process's memory and store. A gateway that goes away gives its
+WebSocket counts back at once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tickwire.catalogue import Catalogue
 from tickwire.config import ConfigError
 from tickwire.engine import local_wire as wire
 from tickwire.engine.base import AllowSnapshot, IngestStatus, Published, RateVerdict
+from tickwire.engine.conflate import keep_newest
 from tickwire.engine.memory import MemoryEngine
 from tickwire.engine.redis_calls import AllowAdd, AllowRemove, KlinesCall
 from tickwire.engine.sqlite import SqliteStore
@@ -43,8 +46,16 @@ log = logging.getLogger("tickwire.engine")
 ALLOW_EVERY = 0.25
 """Seconds between reads of the stored allow-list, for changes `tickwire allow --data-dir`
 made there: a newer one is announced to every gateway."""
-HIGH_WATER = 1 << 20
-"""Bytes that may wait in the socket for a gateway before its updates are conflated here."""
+SOCKET_BUFFER = 1 << 20
+"""Bytes the kernel may hold for a gateway (`SO_SNDBUF`, capped by `net.core.wmem_max`):
+about one fan-out's worth (`MAX_BURST` deliveries at 100 subscribers an update), so a
+gateway that is behind reads all of it in one turn and writes each client fewer, fuller
+writes, while what waits stays fresh."""
+HIGH_WATER = 256 << 10
+"""Bytes that may wait here beyond the socket before a gateway's updates are held."""
+HELD_BYTES = 1 << 20
+"""Bytes of updates held for a gateway that is behind, about: beyond, the oldest that
+have a newer update of their product held are dropped (`keep_newest`)."""
 
 MAX_RESTORED = 1_000_000
 """WebSockets of one IP a gateway may say it holds when it connects again."""
@@ -60,8 +71,9 @@ class _GatewayLink(asyncio.Protocol):
         self.watching: set[str] = set()
         self.ws: Counter[str] = Counter()
         """This gateway's WebSockets per IP, inside the ingest's counts."""
-        self.held: dict[str, bytes] | None = None
-        """While the gateway is behind: the newest body per code, waiting."""
+        self.held: Published | None = None
+        """While the gateway is behind: the updates waiting, in order (`hold`)."""
+        self.held_bytes = 0
         self.calls = 0
 
     # the socket ---------------------------------------------------------------------------
@@ -69,6 +81,10 @@ class _GatewayLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.transport.set_write_buffer_limits(high=HIGH_WATER)
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         self._ingest.links.add(self)
         catalogue = self._ingest.catalogue()
         self.transport.write(wire.frame(wire.HELLO, wire.encode(wire.Hello(
@@ -82,12 +98,12 @@ class _GatewayLink(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.held is None:
-            self.held = {}
+            self.held, self.held_bytes = [], 0
 
     def resume_writing(self) -> None:
         held, self.held = self.held, None
         if held:
-            self._write_batch(list(held.items()))
+            self._write_batch(held)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -127,20 +143,32 @@ class _GatewayLink(asyncio.Protocol):
     # what goes to the gateway -------------------------------------------------------------
 
     def hold(self, batch: Published) -> None:
-        """While the gateway is behind: the newest body per code waits."""
+        """While the gateway is behind its updates wait here; past `HELD_BYTES` the older
+        half is conflated (each product's newest kept, one product's order too), so what
+        the gateway reads next is a long run of recent updates: many for each write to a
+        client, which is what a fan-out behind needs."""
         held = self.held
         assert held is not None
-        before = len(held)
-        held.update(batch)
-        self._ingest.conflated += len(batch) - (len(held) - before)
+        held += batch
+        self.held_bytes += sum(len(body) for _, body in batch)
+        if self.held_bytes > HELD_BYTES:
+            kept = keep_newest(held, HELD_BYTES // 2, _size)
+            self._ingest.conflated += len(held) - len(kept)
+            self.held = kept
+            self.held_bytes = sum(len(body) for _, body in kept)
 
     def _write_batch(self, batch: Published) -> None:
-        self.write(wire.frame(wire.BATCH, wire.encode(batch)))
+        self.writelines(wire.batch_frames(batch))
 
     def write(self, data: bytes) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+
+    def writelines(self, frames: list[bytes]) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.writelines(frames)
 
     def reply(self, reply: wire.Reply) -> None:
         self.write(wire.frame(wire.REPLY, wire.encode(reply)))
@@ -189,14 +217,14 @@ class LocalIngest:
         """To this process's own gateway, and to each gateway process: the same frame to
         every one keeping up (each picks the codes it watches), held for one behind."""
         self._memory.publish(batch)
-        data = None
+        frames = None
         for link in self.links:
             if link.held is not None:
                 link.hold(batch)
                 continue
-            if data is None:
-                data = wire.frame(wire.BATCH, wire.encode(batch))
-            link.write(data)
+            if frames is None:
+                frames = wire.batch_frames(batch)
+            link.writelines(frames)
 
     def watched(self, code: str) -> bool:
         return code in self.link_watched or self._memory.watched(code)
@@ -218,8 +246,8 @@ class LocalIngest:
             newest = [(code, b) for code, b in bodies if b is not None]
             if link.held is not None:
                 link.hold(newest)
-            elif newest:
-                link.write(wire.frame(wire.BATCH, wire.encode(newest)))
+            else:
+                link.writelines(wire.batch_frames(newest))
 
     # this process's own gateway (role "all") -----------------------------------------------
 
@@ -378,6 +406,10 @@ class LocalIngest:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self._memory.close()
+
+
+def _size(code: str, body: bytes) -> int:
+    return len(body)
 
 
 def _listening(path: Path) -> bool:

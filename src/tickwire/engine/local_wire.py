@@ -17,6 +17,9 @@ from tickwire.models import Category, Product
 
 MAX_FRAME = 64 << 20
 """Bytes a frame may hold at most: a peer that sends more is cut off."""
+FRAME_UPDATES = 1000
+"""Updates in one batch frame at the most (a quote body is at most a few KiB, so a frame
+stays far below `MAX_FRAME`); a longer batch goes as several, in order."""
 CALL_TIMEOUT = 5.0
 """Seconds a gateway waits for the ingest's answer before it answers 503."""
 MAX_WAITING = 256
@@ -100,6 +103,12 @@ decode_hello = msgspec.msgpack.Decoder(Hello).decode
 
 def frame(kind: bytes, payload: bytes) -> bytes:
     return (len(payload) + 1).to_bytes(4, "big") + kind + payload
+
+
+def batch_frames(batch: list[tuple[str, bytes]]) -> list[bytes]:
+    """`batch` as frames of at most `FRAME_UPDATES` updates each."""
+    return [frame(BATCH, encode(batch[i:i + FRAME_UPDATES]))
+            for i in range(0, len(batch), FRAME_UPDATES)]
 
 
 class FrameError(ValueError):

@@ -28,6 +28,7 @@ from aiohttp.http import WS_KEY
 
 from tickwire.config import WebSocketConfig
 from tickwire.engine.base import Engine
+from tickwire.engine.conflate import keep_newest
 from tickwire.errors import TickwireError
 from tickwire.gateway.access import client_ip
 from tickwire.gateway.guards import HANDED_OVER, Refusals
@@ -69,28 +70,13 @@ every subscriber, to one writev) than joined into one bytes first (a copy of eac
 
 def fit_burst(updates: list[tuple[str, bytes]], subscribers: dict[str, set[Connection]],
               budget: int) -> list[tuple[str, bytes]]:
-    """`updates` (oldest first) cut to about `budget` deliveries: the newest updates while
-    they fit, and before them the newest update of each other product; so every product's
-    newest is kept and one product's updates keep their order. Under overload this runs
+    """`updates` cut to about `budget` deliveries (`keep_newest`). Under overload this runs
     for every update published, so it does a set lookup for most of them and nothing more."""
-    spent = 0
-    cut = len(updates)
-    while cut > 0:
-        subs = subscribers.get(updates[cut - 1][0])
-        n = len(subs) if subs else 0
-        if spent + n > budget:
-            break
-        spent += n
-        cut -= 1
-    newest = updates[cut:]
-    seen = {code for code, _ in newest}
-    older = []
-    for update in reversed(updates[:cut]):
-        if update[0] not in seen:
-            seen.add(update[0])
-            older.append(update)
-    older.reverse()
-    return older + newest
+    def deliveries(code: str, body: bytes) -> int:
+        subs = subscribers.get(code)
+        return len(subs) if subs else 0
+
+    return keep_newest(updates, budget, deliveries)
 
 
 class Hub:
