@@ -330,18 +330,11 @@ def bench_config(tmp: Path, codes: list[str], **engine: str) -> Any:
 
 async def serve_app(server: Any) -> int:
     """`server`'s app on a free port, by the runner `tickwire serve` uses."""
-    from aiohttp import web
-
     from tickwire.gateway.lowlevel import JsonErrorAppRunner
 
-    runner = JsonErrorAppRunner(server.app, access_log=None, handle_signals=False,
-                                keepalive_timeout=server.config.server.http_idle_timeout)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-    await site.start()
-    listener = site._server
-    assert listener is not None
-    return int(listener.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+    return await benchlib.serve_runner(JsonErrorAppRunner(
+        server.app, access_log=None, handle_signals=False,
+        keepalive_timeout=server.config.server.http_idle_timeout))
 
 
 class TickwireLocalImpl(TickwireImpl):

@@ -527,7 +527,13 @@ async def serve_aiohttp(app: Any) -> int:
     """Run an aiohttp app (a baseline) on a free loopback port; the port."""
     from aiohttp import web
 
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    return await serve_runner(web.AppRunner(app, access_log=None, handle_signals=False))
+
+
+async def serve_runner(runner: Any) -> int:
+    """Set up an aiohttp app runner and serve it on a free loopback port; the port."""
+    from aiohttp import web
+
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
