@@ -794,6 +794,7 @@ class Run:
             not self.args.no_pin else cpu["server_cpu"]
         return {"label": label, "offered": offered, "delivered_per_s": delivered,
                 "server_core_busy": core, "server_cpu": cpu["server_cpu"],
+                "client_core_busy": cpu.get(f"core{CLIENT_CORE}_busy"),
                 "client_cpu": cpu["client_cpu"], "feed_cpu": cpu.get("feed_cpu"),
                 "others": cpu["others"],
                 "us_per_delivery": core * 1e4 / delivered if delivered else None,
@@ -806,6 +807,8 @@ class Run:
         print(f"  {self.impl:12s} {row['label']:9s} offered {row['offered']:>10,.0f}/s "
               f"got {row['delivered_per_s']:>10,.0f}/s p99 {got['p99_ms']:8.2f} ms "
               f"core {row['server_core_busy']:3.0f}% client {row['client_cpu']:3.0f}% "
+              + (f"(its core {row['client_core_busy']:3.0f}%) "
+                 if row.get("client_core_busy") is not None else "")
               + (f"feed {row['feed_cpu']:3.0f}% " if row.get("feed_cpu") is not None else "") +
               f"other {row['others']:3.0f}% skipped {fed['skipped']:,} "
               f"missed {got['missed']:,} {'ok' if row['ok'] else 'FAIL'}", flush=True)

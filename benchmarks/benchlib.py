@@ -152,10 +152,15 @@ def pinned(cmd: list[str], core: int, pin: bool = True) -> list[str]:
 
 
 def pin_self(core: int, pin: bool = True) -> bool:
-    if pin and can_pin():
+    """This process on `core`. A process started by one pinned to another core may move
+    there (its inherited affinity is one core, so `can_pin` would say no)."""
+    if not pin or shutil.which("taskset") is None:
+        return False
+    try:
         os.sched_setaffinity(0, {core})
-        return True
-    return False
+    except OSError:  # no such core here
+        return False
+    return True
 
 
 def raise_open_files(wanted: int) -> int:
