@@ -389,9 +389,20 @@ class LocalIngest:
             raise ConfigError(f"engine.socket: another ingest already listens on {path}")
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by an ingest that did not stop cleanly
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # only this user's processes may join: the socket is made with that mode (a chmod
+        # after the bind would leave a moment in which anyone could)
+        umask = os.umask(0o177)
+        try:
+            listener.bind(str(path))
+        except OSError:
+            listener.close()
+            raise
+        finally:
+            os.umask(umask)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(lambda: _GatewayLink(self), str(path))
-        os.chmod(path, 0o600)  # only this user's processes may join
+        self._server = await loop.create_unix_server(lambda: _GatewayLink(self),
+                                                     sock=listener)
         self.spawn(self._follow_allow())
 
     async def close(self) -> None:
