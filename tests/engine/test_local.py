@@ -21,6 +21,7 @@ from tests.engine.conftest import _catalogue
 from tests.engine.test_contract import T0, tick
 from tests.engine.test_redis import eventually
 from tickwire.config import ConfigError
+from tickwire.engine import local_wire as wire
 from tickwire.engine.base import Published
 from tickwire.engine.local_gateway import LocalGateway
 from tickwire.engine.local_ingest import HELD_BYTES, HIGH_WATER, LocalIngest
@@ -240,3 +241,65 @@ async def test_a_socket_left_by_a_dead_ingest_is_taken_over(tmp_path: Path,
     finally:
         await side.close()
     assert not path.exists()
+
+
+async def test_a_quote_read_while_behind_never_overtakes_older_updates(
+        ingest: Side, gateways: list[LocalGateway], tmp_path: Path) -> None:
+    """A gateway behind asks for a quote (a new subscriber's snapshot): the answer follows
+    the updates held for it, so its clients never get an older update after the newer."""
+    gateway = await join(gateways, tmp_path / "engine.sock")
+    got: list[Published] = []
+    gateway.subscribe(got.append)
+    gateway.watch("btcusdt")
+    await eventually(lambda: ingest.engine.watched("btcusdt"), "the ingest knows the watch")
+    link = gateway._link
+    assert link is not None and link.transport is not None
+    link.transport.pause_reading()  # the gateway falls behind
+    (at_ingest,) = ingest.engine.links
+    price = 100.0
+    while at_ingest.held is None or len(at_ingest.held) < 20:
+        price += 1
+        ingest.ingest.publish([tick("btcusdt", T0, price)])
+        await asyncio.sleep(0)
+    asking = asyncio.ensure_future(gateway.latest(["btcusdt"]))
+    await eventually(lambda: bool(at_ingest.replies), "the answer waits behind the held updates")
+    handed_before: list[int] = []  # updates handed on when the answer was read
+    read_frame = gateway.on_frame
+
+    def on_frame(kind: bytes, payload: bytes) -> None:
+        if kind == wire.REPLY:
+            handed_before.append(len(prices(got)))
+        read_frame(kind, payload)
+
+    gateway.on_frame = on_frame  # type: ignore[method-assign]
+    link.transport.resume_reading()
+    (snapshot,) = await asking
+    assert snapshot is not None
+    at_snapshot = json.loads(snapshot)["Price"]
+    assert at_snapshot == price  # the newest, read when it was asked
+    seen = [p for _, p in prices(got)]
+    assert seen == sorted(set(seen))  # in order, none twice
+    assert all(p > at_snapshot for p in seen[handed_before[0]:])
+
+
+async def test_a_gateway_that_leaves_too_many_answers_unread_is_cut_off(
+        ingest: Side, tmp_path: Path) -> None:
+    """Answers wait behind held updates, at most `MAX_WAITING` of them: a peer that asks
+    and never reads is cut off, not kept in memory."""
+    _, writer = await asyncio.open_unix_connection(str(tmp_path / "engine.sock"))
+    writer.write(wire.frame(wire.WATCH, b"btcusdt"))
+    await eventually(lambda: ingest.engine.watched("btcusdt"), "the ingest knows the watch")
+    (at_ingest,) = ingest.engine.links
+    price = 100.0
+    while at_ingest.held is None:  # the peer reads nothing: its updates are held
+        price += 1
+        ingest.ingest.publish([tick("btcusdt", T0, price)])
+        await asyncio.sleep(0)
+    ask = wire.LatestCall(["btcusdt"])
+    for call_id in range(wire.MAX_WAITING):
+        writer.write(wire.frame(wire.CALL, wire.encode(wire.Request(call_id, ask))))
+    await eventually(lambda: len(at_ingest.replies) == wire.MAX_WAITING, "answers waiting")
+    assert ingest.engine.links == {at_ingest}  # up to the bound: kept
+    writer.write(wire.frame(wire.CALL, wire.encode(wire.Request(wire.MAX_WAITING, ask))))
+    await eventually(lambda: not ingest.engine.links, "cut off past the bound")
+    writer.close()

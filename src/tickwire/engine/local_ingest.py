@@ -74,6 +74,8 @@ class _GatewayLink(asyncio.Protocol):
         self.held: Published | None = None
         """While the gateway is behind: the updates waiting, in order (`hold`)."""
         self.held_bytes = 0
+        self.replies: list[bytes] = []
+        """While updates are held: answers, to follow them (`reply`)."""
         self.calls = 0
 
     # the socket ---------------------------------------------------------------------------
@@ -102,8 +104,11 @@ class _GatewayLink(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         held, self.held = self.held, None
+        replies, self.replies = self.replies, []
         if held:
             self._write_batch(held)
+        if replies:
+            self.writelines(replies)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -113,7 +118,7 @@ class _GatewayLink(asyncio.Protocol):
         except (wire.FrameError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             log.warning("a gateway broke the local engine's protocol; cut off",
                         extra={"reason": str(exc)[:200]})
-            self.close()
+            self.cut_off()
 
     def _take(self, kind: bytes, payload: bytes) -> None:
         if kind == wire.WATCH:
@@ -139,6 +144,12 @@ class _GatewayLink(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def cut_off(self) -> None:
+        """Closed at once, what waits for it dropped (a peer that does not read would
+        never let a close finish)."""
+        if self.transport is not None:
+            self.transport.abort()
 
     # what goes to the gateway -------------------------------------------------------------
 
@@ -171,7 +182,18 @@ class _GatewayLink(asyncio.Protocol):
             transport.writelines(frames)
 
     def reply(self, reply: wire.Reply) -> None:
-        self.write(wire.frame(wire.REPLY, wire.encode(reply)))
+        """An answer goes after the updates sent before it: a quote read now must not
+        reach the gateway ahead of older updates of its product still held here (its
+        clients would get the newer, then the older). A gateway that leaves `MAX_WAITING`
+        answers unread is cut off: it reconnects, and is told everything again."""
+        data = wire.frame(wire.REPLY, wire.encode(reply))
+        if self.held is None:
+            self.write(data)
+        elif len(self.replies) < wire.MAX_WAITING:
+            self.replies.append(data)
+        else:
+            log.warning("a gateway left too many answers unread; cut off")
+            self.cut_off()
 
     async def _answer(self, request: wire.Request) -> None:
         try:
