@@ -155,6 +155,40 @@ async def test_a_skipped_batch_makes_a_gateway_hand_on_the_newest_quotes(
     assert gateway.health()["gateway"]["gaps"] == 1  # type: ignore[index]
 
 
+async def test_a_quote_read_before_older_updates_arrive_waits_for_them(
+        deployment: Deployment) -> None:
+    """A body read from Redis may be newer than bus messages still on their way (a new
+    subscriber's snapshot): those are handed on before the read is answered, never after
+    it, so no client gets an older quote after a newer one."""
+    gateway = await deployment.gateway()
+    got: list[tuple[str, bytes]] = []
+    gateway.subscribe(got.extend)
+    gateway.watch("btcusdt")
+    await eventually(lambda: deployment.engine.watched("btcusdt"), "the ingest told")
+    await gateway.settle()
+    # the bus slowed down: what it brings waits, in order, until let through
+    handlers = gateway._listener._handlers
+    channel = gateway._keys.updates.encode()
+    deliver, on_the_way = handlers[channel], []
+    handlers[channel] = on_the_way.append
+    deployment.ingest.publish([tick("btcusdt", T0 + i, 100.0 + i) for i in range(3)])
+    await deployment.engine._in.settle()  # in Redis, and published
+    gateway._gw._fresh.clear()  # as for a product newly subscribed: read from Redis
+    handed_when_read: list[int] = []
+    reading = asyncio.ensure_future(gateway.latest(["btcusdt"]))
+    reading.add_done_callback(lambda _: handed_when_read.append(len(got)))
+    await eventually(lambda: any(data[:1] == b"~" for data in on_the_way),
+                     "a marker on the way behind the updates")
+    handlers[channel] = deliver
+    for data in on_the_way:
+        deliver(data)
+    (snapshot,) = await reading
+    assert snapshot is not None and json.loads(snapshot)["Price"] == 102
+    seen = [json.loads(body)["Price"] for _, body in got]
+    assert seen == sorted(seen) and seen[-1] == 102
+    assert handed_when_read == [len(got)]  # nothing handed on after the read
+
+
 @pytest.mark.slow  # waits out a lease
 async def test_a_dead_gateways_websockets_stop_counting_within_its_lease(
         deployment: Deployment) -> None:

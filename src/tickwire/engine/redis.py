@@ -71,7 +71,7 @@ class RedisEngine:
             handlers[keys.calls] = ingest.on_call
         self._listener = Listener(
             self._link, handlers,
-            on_subscribed=self._gateway.resync if self._gateway else None,
+            on_subscribed=self._gateway.on_subscribed if self._gateway else None,
             on_lost=self._gateway.on_lost if self._gateway else lambda: None)
         self._tasks: list[asyncio.Task[None]] = []
 

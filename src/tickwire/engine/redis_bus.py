@@ -15,9 +15,11 @@ or decoded as JSON). The header is `ingest-id:seq`, seq counting the batches the
 made. A gateway that sees a batch skipped (the ingest dropped batches while Redis was
 away), another ingest id (the ingest restarted) or its own subscription renewed (a Redis
 restart, a broken connection) reads the hash of newest bodies again and hands on those
-that changed (`Follower.resync`): its clients get the current quote of every product
-within one round trip, and in order, since a body read from the hash is never older than
-one already handed on. A header starting with `~` is a marker (`RedisEngine.settle`).
+that changed (`GatewaySide.resync`): its clients get the current quote of every product
+within a few round trips, and in order: a body read from the hash is never older than one
+already handed on, and before it is used a marker is sent round the bus, so that the
+messages still on their way (published before the read, so older or the same) are handed
+on first (`GatewaySide._fence`). A header starting with `~` is a marker.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
@@ -108,6 +109,8 @@ class GatewaySide:
         self._seq = 0
         self._seen: set[str] | None = None
         """Codes the bus brought while a resync was reading (their bodies are newer)."""
+        self._bus_up = False
+        """Whether the bus subscription is confirmed (a marker can come back)."""
         self._resync_lock = asyncio.Lock()
         self._markers: dict[bytes, asyncio.Future[None]] = {}
         self._ops: deque[tuple[str, str]] = deque()
@@ -191,8 +194,23 @@ class GatewaySide:
 
     def on_lost(self) -> None:
         """The bus connection is gone: nothing cached is known to be the newest."""
+        self._bus_up = False
         self._fresh.clear()
         self._ingest = None
+
+    async def on_subscribed(self) -> None:
+        """The bus is (again) subscribed: read what may have been missed."""
+        self._bus_up = True
+        await self.resync()
+
+    async def _fence(self) -> None:
+        """Until every bus message published before now has been handled here. A body read
+        from the hash was published before it was read (one script writes and publishes
+        it), but it and older ones of its product may still be on their way on the bus:
+        handed on after the read, they would reach clients older after newer."""
+        if self._bus_up:
+            with contextlib.suppress(*FAILURES):  # away: the read is the best known
+                await self.marker(secrets.token_hex(8).encode())
 
     async def resync(self) -> None:
         """Read every newest body again and hand on those that changed (see `redis_bus`)."""
@@ -202,6 +220,7 @@ class GatewaySide:
             try:
                 stored = cast(dict[bytes, bytes],
                               await self._link.client.hgetall(self._keys.latest))
+                await self._fence()  # what the bus still brings is in `seen`, handed on
             except FAILURES as exc:
                 self._link.failed(exc)
                 return
@@ -232,13 +251,16 @@ class GatewaySide:
             self._reachable()
             stored = cast(list[bytes | None],
                           await self._link.client.hmget(self._keys.latest, names))
+            if any(code in self._watching for code in names):
+                await self._fence()
         except FAILURES as exc:
             self._link.failed(exc)
             stored = before  # the last known
         for i, code, was, body in zip(asked, names, before, stored, strict=True):
             now = cache.get(code)
             if now is not was:
-                out[i] = now  # the bus brought a body during the read: it is newer
+                out[i] = now  # the bus brought a body since: as new as the read, and
+                # handed on in order
             else:
                 out[i] = body
                 if body is not None:
