@@ -128,6 +128,30 @@ async def test_a_lone_update_leaves_in_the_turn_it_was_published(
     await ws.close()
 
 
+async def test_a_snapshot_handed_on_while_it_was_read_is_not_sent_again(
+        served: tuple[Server, TestClient]) -> None:  # type: ignore[type-arg]
+    """A subscriber is in the fan-out while its snapshots are read (so no update is
+    missed): an update that reaches it meanwhile is not sent again as its snapshot."""
+    server, client = served
+    engine = server.engine
+    read_done = asyncio.Event()
+
+    async def latest_while_an_update_arrives(codes: list[str]) -> list[bytes | None]:
+        newest = body("btcusdt", 2)
+        engine.publish([("btcusdt", newest)])  # to the new subscriber too
+        await asyncio.sleep(0.01)
+        read_done.set()
+        return [newest]  # what an engine reads after it: the same quote
+
+    engine.latest = latest_while_an_update_arrives  # type: ignore[method-assign]
+    ws = await subscribed(client, ["btcusdt"])
+    assert await read(ws, 1) == [("btcusdt", 2)]
+    await read_done.wait()  # a snapshot is written as the read returns
+    engine.publish([("btcusdt", body("btcusdt", 3))])
+    assert await read(ws, 1) == [("btcusdt", 3)]  # not 2 again
+    await ws.close()
+
+
 async def test_a_burst_over_the_bound_keeps_order_and_each_newest_quote(
         served: tuple[Server, TestClient]) -> None:  # type: ignore[type-arg]
     """More waiting than `max_burst` deliveries: older updates are conflated away, never

@@ -98,6 +98,9 @@ class Hub:
         self._background: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[str, bytes]] = []
         """Updates published since the last fan-out, oldest first."""
+        self._handed: dict[str, bytes] = {}
+        """The body last fanned out of each code with subscribers: a snapshot read while it
+        was handed on to the new subscriber too is not sent to it twice."""
         self._fan_out_soon: asyncio.Handle | None = None
         self.max_burst = MAX_BURST
         engine.subscribe(self.on_batch)
@@ -144,10 +147,12 @@ class Hub:
         """A frame's product, by the frame's id (frames live until the writes below), for
         `_flush`'s conflation; one entry per update, nothing per subscriber."""
         delivered = 0
+        handed = self._handed
         for code, body in updates:
             subs = subscribers.get(code)
             if not subs:
                 continue
+            handed[code] = body
             frame = text_frame(push_message(body))
             code_of[id(frame)] = code
             delivered += len(subs)
@@ -249,10 +254,16 @@ class Hub:
                 subs = self.subscribers[code] = set()
                 self._engine.watch(code)
             subs.add(conn)
-        # the snapshots after subscribing: an update published meanwhile is not missed
+        # the snapshots after subscribing: an update published meanwhile is not missed,
+        # and one this connection got meanwhile is not sent again as its snapshot
+        handed = self._handed
+        before = [handed.get(code) for code in fresh]
+        snapshots = await self._engine.latest(fresh) if fresh else []
         code_of: dict[int, str] = {}
-        for code, body in zip(fresh, await self._engine.latest(fresh) if fresh else (),
-                              strict=True):
+        for code, was, body in zip(fresh, before, snapshots, strict=True):
+            now = handed.get(code)
+            if now is not was and now == body:
+                continue
             if body is not None and not conn.closing:
                 frame = text_frame(push_message(body))
                 code_of[id(frame)] = code
@@ -277,6 +288,7 @@ class Hub:
             subs.discard(conn)
             if not subs:
                 del self.subscribers[code]
+                self._handed.pop(code, None)
                 self._engine.unwatch(code)
 
     def add(self, conn: Connection) -> None:
