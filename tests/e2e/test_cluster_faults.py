@@ -1,6 +1,6 @@
 """Faults in a deployment on Redis: Redis restarted under load, a gateway killed, the ingest
-killed and started again. No process exits, clients stay connected (or move to another
-gateway), and everything is whole again within seconds."""
+killed and started again (that one on the local engine too). No process exits, clients stay
+connected (or move to another gateway), and everything is whole again within seconds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.client.conftest import Events
 from tests.e2e.cluster import get, start_cluster
@@ -160,10 +161,13 @@ HISTORY_WRITTEN = 1_000
 """Bars waiting for the ingest's store below which its first start's history is written."""
 
 
+@pytest.mark.parametrize("engine", ["redis", "local"])
 async def test_the_ingest_killed_and_started_again(
-        redis_server: RedisServer, tmp_path: Path) -> None:
-    cluster = start_cluster(tmp_path, redis_server, gateways=1)
+        engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    redis = request.getfixturevalue("redis_server") if engine == "redis" else None
+    cluster = start_cluster(tmp_path, redis, gateways=1)
     (gateway,) = cluster.gateways
+    kline_path = "/redis.php?code=btcusdt&time=1m&rows=600"
     try:
         async with watching([gateway.url]) as watcher:
             # the history the first start made (~24,000 bars) is in SQLite: a kill before
@@ -172,14 +176,19 @@ async def test_the_ingest_killed_and_started_again(
             await poll(lambda: get(cluster.ingest, "/healthz")[1]["store"].get(
                 "pending_bars", HISTORY_WRITTEN) < HISTORY_WRITTEN, 20,
                 "the first start's history written")
+            _, before = get(gateway, kline_path)
             cluster.ingest.kill()
             await poll(lambda: state(gateway) == "200 degraded", 10,
                        "the gateway says degraded while the ingest is silent")
             _, health = get(gateway, "/healthz")
-            assert health["engine"]["ingest"] == "silent"
+            assert health["engine"]["ingest"] == ("silent" if redis else "unreachable")
             status, quote = get(gateway, "/getQuote.php?code=btcusdt")
             assert status == 200 and quote["data"]["body"]["StockCode"] == "btcusdt"
-            _, before = get(gateway, "/redis.php?code=btcusdt&time=1m&rows=600")
+            status, answer = get(gateway, kline_path)
+            if redis:  # the windows are in Redis
+                assert status == 200 and len(answer) == 600
+            else:  # asked of the ingest
+                assert status == 503 and "ingest" in answer["msg"]
             await asyncio.to_thread(cluster.start_ingest)
             restarted = time.monotonic()
             await watcher.receives_after(restarted, 10, "quotes from the new ingest")
