@@ -859,8 +859,11 @@ def overload(args: Any, run: Run, saturation: list[dict[str, Any]]) -> dict[str,
     offered = 8 * peak
     runs, paired = [], []
     for _ in range(args.runs):
-        paired.append(run.saturate(peak_offered, args.seconds, "at peak"))
-        runs.append(run.saturate(offered, args.seconds, "8x peak"))
+        pair = run.saturate(peak_offered, args.seconds, "at peak")
+        over = run.saturate(offered, args.seconds, "8x peak")
+        over["x_pair"] = over["delivered_per_s"] / max(pair["delivered_per_s"], 1e-9)
+        paired.append(pair)
+        runs.append(over)
     return {"ramp": ramp, "peak": peak, "peak_offered": peak_offered, "offered": offered,
             "runs": runs, "paired": paired}
 
@@ -929,7 +932,6 @@ def report(args: Any, results: dict[str, Any]) -> None:
         tw = runs.get(impl, {}).get("overload")
         if not tw:
             continue
-        pair_of = {id(r): p for r, p in zip(tw["runs"], tw["paired"], strict=True)}
         rows = [*tw["ramp"]]
         for r, p in zip(tw["runs"], tw["paired"], strict=True):
             rows += [p, r]
@@ -940,7 +942,7 @@ def report(args: Any, results: dict[str, Any]) -> None:
                "feed CPU", "skipped", "conflated", "RSS MiB", "p99 ms"],
               [[r["offered"], r["delivered_per_s"],
                 r["delivered_per_s"] / tw["peak"] if tw["peak"] else None,
-                _share(r, pair_of.get(id(r))),
+                r.get("x_pair"),
                 r["us_per_delivery"], r["fed"].get("feed_share"), r.get("feed_cpu"),
                 r["fed"]["skipped"], r["clients"]["missed"],
                 r["server_rss"] / 2**20, r["clients"]["p99_ms"]]
@@ -948,14 +950,6 @@ def report(args: Any, results: dict[str, Any]) -> None:
     results["targets"] = targets(args, results)
     for name, target in results["targets"].items():
         print(f"target {name}: {target['figure']} -> {benchlib.verdict(target['met'])}")
-
-
-def _share(row: dict[str, Any], pair: dict[str, Any] | None) -> float | None:
-    """`row`'s delivered rate over its pair's (an 8 x run over the run at the peak's rate
-    just before it)."""
-    if pair is None or not pair["delivered_per_s"]:
-        return None
-    return float(row["delivered_per_s"] / pair["delivered_per_s"])
 
 
 def targets(args: Any, results: dict[str, Any]) -> dict[str, Any]:
@@ -991,7 +985,7 @@ def targets(args: Any, results: dict[str, Any]) -> dict[str, Any]:
             "figure": ", ".join(f"{s:.2f}" for s in shares) + f" x {over['peak']:,.0f}/s",
             "met": None if quick else all(s >= 0.9 for s in shares)
             and all(r["ok"] for r in over["runs"])}
-        pairs = [_share(r, p) or 0.0 for r, p in zip(over["runs"], over["paired"], strict=True)]
+        pairs = [r["x_pair"] for r in over["runs"]]
         out[f"8 x overload, {shape}: each run within 10% of a run at the peak's rate "
             "just before it"] = {
             "figure": ", ".join(f"{s:.2f}" for s in pairs) + " x its pair",

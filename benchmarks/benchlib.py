@@ -154,7 +154,7 @@ def pinned(cmd: list[str], core: int, pin: bool = True) -> list[str]:
 def pin_self(core: int, pin: bool = True) -> bool:
     """This process on `core`. A process started by one pinned to another core may move
     there (its inherited affinity is one core, so `can_pin` would say no)."""
-    if not pin or shutil.which("taskset") is None:
+    if not pin:
         return False
     try:
         os.sched_setaffinity(0, {core})
